@@ -1,3 +1,4 @@
+# mp-heap: 128K
 # Every captured vector of the protocol reference against the library:
 # status values, rejections with their reason, byte-exact encoders, and the
 # decode -> build -> decode round trip. Runs under CPython and MicroPython.

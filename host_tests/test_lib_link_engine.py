@@ -1,0 +1,326 @@
+# mp-heap: 128K
+# The link engine on a virtual bus (linkharness): autodetection, the status
+# model's honesty, wiring diagnosis, display coexistence and command
+# transactions. Runs under CPython and MicroPython.
+from ant import commands
+from ant.status import PROTOCOL_NEW, PROTOCOL_OLD, TEMP_NONE
+from eventlog import EV_LINK, EventLog
+from link import command as cmd
+from link.engine import LinkConfig, LinkEngine
+from link.model import (
+    LINE_FOREIGN,
+    LINE_NOISE,
+    LINE_OK,
+    LINE_SILENT,
+    LINK_ASLEEP,
+    LINK_LOST,
+    LINK_OK,
+    LINK_STALE,
+    LINK_UNPOWERED,
+    Model,
+)
+from linkharness import Display, FakeBms, Harness
+
+
+def make(bms=None, display=None, **settings):
+    config = LinkConfig()
+    for key in settings:
+        setattr(config, key, settings[key])
+    model = Model()
+    log = EventLog(32)
+    engine = LinkEngine(model, config, log)
+    h = Harness(engine, bms or FakeBms(), display)
+    return h, engine, model, log
+
+
+def test_detects_a_new_protocol_unit_and_fills_the_model():
+    h, engine, model, _ = make()
+    assert model.link == LINK_LOST and model.age_ms(h.now) == -1
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    assert model.protocol == PROTOCOL_NEW and model.line == LINE_OK
+    st = model.status
+    assert st.cell_count == 16 and st.pack_cv == 5300 and st.soc_pct == 70
+    assert st.current_da == 50  # charging stays positive through build and decode
+    assert h.sent[0] == commands.status_request("new")
+    assert 0 <= model.age_ms(h.now) < 100
+
+
+def test_detects_old_units_including_one_that_answers_only_the_app_request():
+    h, _, model, _ = make(FakeBms(protocols=("old",)))
+    assert h.run_until(lambda: model.link == LINK_OK, 3000)
+    assert model.protocol == PROTOCOL_OLD
+    assert h.sent[:2] == [commands.status_request("new"), commands.status_request("old", 0)]
+    db_only = FakeBms(protocols=("old",), status_form=commands.status_request("old", 1))
+    h, _, model, _ = make(db_only)
+    assert h.run_until(lambda: model.link == LINK_OK, 4000)
+    assert h.sent[2] == b"\xdb\xdb\x00\x00\x00\x00"
+
+
+def test_a_unit_answering_both_gets_the_new_protocol():
+    h, _, model, _ = make(FakeBms(protocols=("new", "old")))
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    assert model.protocol == PROTOCOL_NEW
+
+
+def test_falls_back_to_9600_baud():
+    h, engine, model, _ = make(FakeBms(protocols=("old",), baud=9600))
+    assert h.run_until(lambda: model.link == LINK_OK, 10000)
+    assert engine.baud == 9600 and model.protocol == PROTOCOL_OLD
+    assert engine.stats.baud_switches >= 1
+
+
+def test_pinned_protocol_never_sends_the_other_family():
+    h, _, model, _ = make(FakeBms(protocols=("old",)), protocol=PROTOCOL_OLD)
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    assert all(f[0] != 0x7E for f in h.sent)
+
+
+def test_polls_at_the_interval_and_never_shows_stale_data_as_live():
+    h, engine, model, log = make(poll_ms=1000)
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    polls = engine.stats.polls
+    h.run(10000)
+    assert 9 <= engine.stats.polls - polls <= 11
+    # The BMS stops answering: stale within 3 s, never "ok" with old data.
+    h.bms.silent = True
+    silent_at = h.now
+    seen_ok_after = 0
+    while model.link == LINK_OK:
+        h.step()
+        seen_ok_after = model.age_ms(h.now)
+    assert model.link == LINK_STALE
+    assert seen_ok_after <= 2600
+    assert h.now - silent_at < 3000 or h.now < silent_at  # (clock wraps)
+    h.run(12000)
+    assert model.link == LINK_ASLEEP  # answered before, now not a single byte
+    assert model.line == LINE_SILENT
+    kinds = [log.entry(k)[0] for k in range(len(log))]
+    assert EV_LINK in kinds
+
+
+def test_recovers_within_two_poll_intervals_after_silence():
+    h, engine, model, _ = make(poll_ms=1000)
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    h.bms.silent = True
+    h.run(4000)
+    assert model.link == LINK_STALE
+    h.bms.silent = False
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    h.bms.silent = True
+    h.run(15000)
+    assert model.link == LINK_ASLEEP
+    h.bms.silent = False
+    assert h.run_until(lambda: model.link == LINK_OK, 2000 + 6 * 800)
+
+
+def test_a_dropped_reply_does_not_change_the_protocol():
+    h, engine, model, _ = make()
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    h.bms.drop = 2
+    h.run(5000)
+    assert model.link == LINK_OK
+    assert all(f == commands.status_request("new") for f in h.sent)
+    assert engine.stats.timeouts == 2
+
+
+def test_noise_is_diagnosed():
+    bms = FakeBms()
+    bms.garble_all = True
+    h, engine, model, _ = make(bms)
+    h.run(12000)
+    assert model.link == LINK_LOST and model.line == LINE_NOISE
+    assert not model.has_data
+
+
+def test_unpowered_and_silent_wiring():
+    bms = FakeBms()
+    bms.silent = True
+    h, engine, model, _ = make(bms)
+    h.run(8000)
+    assert model.link == LINK_LOST and model.line == LINE_SILENT
+    engine.set_powered(False, h.now)
+    sent = len(h.sent)
+    h.run(3000)
+    assert model.link == LINK_UNPOWERED and len(h.sent) == sent  # no polls into a dead port
+
+
+def test_a_display_makes_the_bridge_listen_and_command_in_the_gaps():
+    display = Display(period_ms=1000)
+    h, engine, model, _ = make(display=display, passive_hold_ms=5000)
+    h.run_until(lambda: model.passive, 3000)
+    assert model.passive and engine.stats.foreign_frames >= 1
+    polls = engine.stats.polls
+    h.run(6000)
+    assert engine.stats.polls == polls  # no polls of our own while passive
+    assert model.link == LINK_OK and model.line == LINE_FOREIGN  # fed by the display's replies
+    c = cmd.Command("charge-off")
+    engine.submit(c, h.now)
+    assert h.run_until(c.finished, 8000)
+    assert c.state == cmd.DONE, c.reason
+    assert h.bms.st.charge_mos == 15 and model.status.charge_mos == 15
+    assert h.collisions == 0
+    # The display goes away: we poll again.
+    h.display = None
+    h.run(8000)
+    assert not model.passive and engine.stats.polls > polls
+
+
+def test_new_command_with_ack_and_status_confirmation():
+    h, engine, model, log = make()
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    done = []
+    c = cmd.Command("discharge-off", done.append)
+    engine.submit(c, h.now)
+    assert h.run_until(c.finished, 3000)
+    assert c.state == cmd.DONE and done == [c]
+    assert commands.control("discharge-off", "new") in h.sent
+    assert model.status.discharge_mos == 15
+    assert c.describe()["ok"] is True
+
+
+def test_commands_are_sent_only_between_polls():
+    h, engine, model, _ = make(poll_ms=250)
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    c = cmd.Command("charge-off")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 3000)
+    # Every frame went out with no reply still due (no collision on the wire).
+    assert h.collisions == 0 and c.state == cmd.DONE
+
+
+def test_old_command_echo_and_password():
+    bms = FakeBms(protocols=("old",), password="12345678")
+    h, engine, model, _ = make(bms, password="12345678")
+    h.run_until(lambda: model.link == LINK_OK, 3000)
+    c = cmd.Command("charge-off")
+    engine.submit(c, h.now)
+    assert h.run_until(c.finished, 3000)
+    assert c.state == cmd.DONE, c.reason
+    assert commands.password("old", "12345678") in h.sent
+    assert model.status.charge_mos == 15
+
+
+def test_wrong_password_is_reported_as_such():
+    bms = FakeBms(protocols=("old",), password="12345678")
+    h, engine, model, _ = make(bms, password="87654321")
+    h.run_until(lambda: model.link == LINK_OK, 3000)
+    c = cmd.Command("charge-off")
+    engine.submit(c, h.now)
+    assert h.run_until(c.finished, 5000)
+    assert c.state == cmd.FAILED and "wrong password" in c.reason
+    bms = FakeBms(password="123456789abc")
+    h, engine, model, _ = make(bms, password="nope")
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    c = cmd.Command("charge-off")
+    engine.submit(c, h.now)
+    assert h.run_until(c.finished, 5000)
+    assert c.state == cmd.FAILED and "wrong password" in c.reason
+    assert h.bms.st.charge_mos == 1
+
+
+def test_missing_password_and_refused_commands_say_why():
+    bms = FakeBms(protocols=("old",), password="12345678")
+    h, engine, model, _ = make(bms)
+    h.run_until(lambda: model.link == LINK_OK, 3000)
+    c = cmd.Command("charge-off")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 3000)
+    assert c.state == cmd.FAILED and "requires a password" in c.reason
+    h, engine, model, _ = make(FakeBms(password="x"))
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    c = cmd.Command("buzzer-on")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 3000)
+    assert c.state == cmd.FAILED and "no permission" in c.reason
+    h, engine, model, _ = make(FakeBms(protocols=("old",)))
+    h.run_until(lambda: model.link == LINK_OK, 3000)
+    c = cmd.Command("buzzer-on")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 1000)
+    assert c.state == cmd.FAILED and "old protocol" in c.reason
+
+
+def test_an_ignored_command_is_retried_a_bounded_number_of_times():
+    bms = FakeBms()
+    bms.ignore_controls = True  # ACKs but nothing changes
+    h, engine, model, _ = make(bms)
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    c = cmd.Command("charge-off")
+    engine.submit(c, h.now)
+    assert h.run_until(c.finished, 15000)
+    assert c.state == cmd.FAILED and c.attempts == 3
+    assert "did not change" in c.reason
+    assert h.bms.commands.count(0x04) == 3
+
+
+def test_a_lost_ack_is_retried_and_the_command_lands():
+    h, engine, model, _ = make()
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    c = cmd.Command("charge-off")
+    engine.submit(c, h.now)
+    h.bms.drop = 1  # the first ACK is lost on the wire
+    assert h.run_until(c.finished, 5000)
+    assert c.state == cmd.DONE and c.attempts == 2
+
+
+def test_old_balancer_on_and_off_never_flip_back():
+    bms = FakeBms(protocols=("old",))
+    h, engine, model, _ = make(bms)
+    h.run_until(lambda: model.link == LINK_OK, 3000)
+    c = cmd.Command("balancer-on")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 3000)
+    assert c.state == cmd.DONE and bms.balancer_toggle == 1
+    # Asking again for "on" sends nothing: the state is known from the echo.
+    before = len(bms.commands)
+    c = cmd.Command("balancer-on")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 1000)
+    assert c.state == cmd.DONE and len(bms.commands) == before
+    # A lost echo is not repeated blindly: it would toggle back.
+    bms.drop = 1
+    c = cmd.Command("balancer-off")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 3000)
+    assert c.state == cmd.FAILED and "flip back" in c.reason
+    assert bms.balancer_toggle == 0 and bms.commands.count(0xFC) == 2
+
+
+def test_reboot_is_not_acknowledged_by_design():
+    h, engine, model, _ = make()
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    c = cmd.Command("reboot")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 3000)
+    assert c.state == cmd.DONE and "does not acknowledge" in c.note
+
+
+def test_commands_wait_for_the_link_and_fail_with_the_reason():
+    bms = FakeBms()
+    bms.silent = True
+    h, engine, model, _ = make(bms, command_timeout_ms=4000)
+    c = cmd.Command("charge-on")
+    engine.submit(c, h.now)
+    h.run_until(c.finished, 6000)
+    assert c.state == cmd.FAILED and "not answering" in c.reason
+    for _ in range(4):
+        engine.submit(cmd.Command("charge-on"), h.now)
+    extra = cmd.Command("charge-on")
+    assert not engine.submit(extra, h.now)
+    assert extra.state == cmd.FAILED and "queue full" in extra.reason
+
+
+def test_sign_inversion_and_fitted_probes_apply_to_the_model():
+    h, _, model, _ = make(invert_current=True, probes_fitted=1)
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    assert model.status.current_da == -50 and model.status.power_w == -265
+    assert model.status.temps_c[0] == 21 and model.status.temps_c[1] == TEMP_NONE
+    assert model.status.probe_count == 1
+
+
+def test_generation_bumps_on_every_fresh_status():
+    h, engine, model, _ = make(poll_ms=500)
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    g = model.generation
+    h.run(2000)
+    assert model.generation - g >= 4

@@ -1,0 +1,593 @@
+# The BMS link, sans I/O: bytes and time in, bytes to send and a live status
+# model out. The firmware's UART task and the PC tool drive the same engine:
+#
+#   engine.feed(rx, n, now_ms)          # whatever arrived
+#   engine.tick(now_ms)                 # time passed: timeouts, polls, states
+#   if engine.tx is not None:           # a frame is due on the wire
+#       uart.write(engine.tx); engine.sent(now_ms)
+#   if engine.baud_changed: reconfigure the UART at engine.baud
+#
+# It polls at the configured interval, autodetects the protocol (NEW first,
+# then OLD; 19200 then 9600) and only trusts verified frames; it keeps the
+# model honest (ok / stale / lost / asleep / unpowered, with data age), tells
+# what the wiring looks like, falls back to passive listening when another
+# master (a display) polls the port, and runs command transactions on a quiet
+# bus. Polling, decoding and state keeping allocate nothing.
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(__value):  # positional-only, like the stub
+        return __value
+
+from ant import commands, new, old
+from ant.detect import BAUD_DEFAULT, BAUD_FALLBACK, Detector
+from ant.framer import KIND_NEW, KIND_OLD_SHORT, KIND_OLD_STATUS, Framer, DROP_BAD_CHECKSUM
+from ant.status import MAX_PROBES, PROTOCOL_NEW, PROTOCOL_OLD, TEMP_NONE, Status
+from eventlog import EV_COMMAND, EV_LINK
+from link import command as cmd
+from link.model import (
+    LINE_FOREIGN,
+    LINE_NOISE,
+    LINE_OK,
+    LINE_SILENT,
+    LINE_UNKNOWN,
+    LINK_ASLEEP,
+    LINK_LOST,
+    LINK_OK,
+    LINK_STALE,
+    LINK_UNPOWERED,
+)
+from ticks import ticks_add, ticks_diff
+
+_PHASE_IDLE = const(0)
+_PHASE_POLL = const(1)  # a status request is out, its reply is due
+_PHASE_COMMAND = const(2)  # a command frame is out, its ACK/echo is due
+
+_QUEUE_DEPTH = const(4)
+_WRAP = const(0x3FFFFFFF)
+
+# Why the link last failed (stats.last_error), for the faces.
+ERR_NONE = const(0)
+ERR_TIMEOUT = const(1)
+ERR_CHECKSUM = const(2)
+ERR_NOISE = const(3)
+ERR_FOREIGN = const(4)
+ERR_SILENT = const(5)
+ERROR_NAMES = ("none", "timeout", "checksum", "noise", "foreign master", "silent")
+
+
+class LinkConfig:
+    """Per-install link settings (the config schema validates the dict)."""
+
+    def __init__(self):
+        self.poll_ms = 1000
+        self.reply_timeout_ms = 0  # 0 = derived from the baud rate
+        self.stale_ms = 0  # 0 = max(2500, 2 * poll + timeout)
+        self.lost_ms = 0  # 0 = max(10000, 5 * poll)
+        self.gap_ms = 30  # silence that ends a burst (flushes the framer)
+        self.quiet_ms = 20  # silence required before we transmit
+        self.protocol = 0  # 0 auto, PROTOCOL_OLD, PROTOCOL_NEW
+        self.baud = 0  # 0 auto, 19200, 9600
+        self.password = None
+        self.invert_current = False  # per-install sign flip (shunt mounted backwards)
+        self.probes_fitted = -1  # -1: trust the BMS; n: only the first n probes exist
+        self.passive = True  # allow passive listening when a display polls
+        self.passive_hold_ms = 15000
+        self.command_timeout_ms = 15000
+        self.command_attempts = 3
+        self.verify_frames = 4
+
+    def apply(self, d):
+        """Set fields from a validated dict (see settings.py)."""
+        for key in d:
+            setattr(self, key, d[key])
+        return self
+
+
+class LinkStats:
+    def __init__(self):
+        self.frames_ok = 0  # verified status frames decoded
+        self.polls = 0
+        self.timeouts = 0
+        self.foreign_frames = 0
+        self.rx_bytes = 0
+        self.commands_ok = 0
+        self.commands_failed = 0
+        self.baud_switches = 0
+        self.last_error = ERR_NONE
+
+
+def _bump(v):
+    return (v + 1) & _WRAP
+
+
+class LinkEngine:
+    def __init__(self, model, config=None, log=None):
+        self.model = model
+        self.config = config if config is not None else LinkConfig()
+        self.log = log
+        self.stats = LinkStats()
+        model.stats = self.stats
+        self.framer = Framer()
+        model.framer = self.framer
+        self._scratch = Status()
+        self.powered = True  # the TTL side's isolated supply
+        self.tx = None  # bytes due on the wire (driver clears via sent())
+        self.baud = BAUD_DEFAULT
+        self.baud_changed = False
+        self._queue = []  # Commands waiting (bounded)
+        self._txn = None  # the Transaction in flight
+        self._phase = _PHASE_IDLE
+        self._deadline = 0
+        self._next_poll = 0
+        self._last_rx = 0
+        self._last_tx = 0
+        self._last_tx_frame = None
+        self._last_tx_len = 0
+        self._rx_since_ok = 0  # bytes since the last verified status
+        self._frames_since_ok = 0
+        self._last_foreign = 0
+        self._foreign_period = 0  # ms between another master's polls (EMA)
+        self._last_foreign_poll = 0
+        self._foreign_exchange_end = 0
+        self._balance_state = -1  # OLD balancer toggle state from the last echo
+        self._started = False
+        self._checksum_seen = 0
+        self.configure(self.config)
+
+    # -- configuration -------------------------------------------------------
+
+    def configure(self, config):
+        self.config = config
+        protocols = (config.protocol,) if config.protocol else (PROTOCOL_NEW, PROTOCOL_OLD)
+        bauds = (config.baud,) if config.baud else (BAUD_DEFAULT, BAUD_FALLBACK)
+        self.detector = Detector(protocols, bauds)
+        self._set_baud(self.detector.baud)
+
+    def remember(self, protocol, baud, variant=0):
+        """Start with what worked before (persisted across reboots)."""
+        if self.detector.remember(protocol, baud, variant):
+            self._set_baud(baud)
+
+    def _set_baud(self, baud):
+        if baud != self.baud:
+            self.baud = baud
+            self.baud_changed = True
+            self.stats.baud_switches = _bump(self.stats.baud_switches)
+            self.framer.reset()
+
+    def reply_timeout_ms(self):
+        t = self.config.reply_timeout_ms
+        if t:
+            return t
+        # Latency of real units (<= ~150 ms before the first byte, reference
+        # §6.4) plus the longest status frame on the wire, with margin.
+        return 500 if self.baud >= BAUD_DEFAULT else 800
+
+    def stale_ms(self):
+        return self.config.stale_ms or max(2500, 2 * self.config.poll_ms + self.reply_timeout_ms())
+
+    def lost_ms(self):
+        return self.config.lost_ms or max(10000, 5 * self.config.poll_ms)
+
+    # -- driver interface ----------------------------------------------------
+
+    def feed(self, data, n, now_ms):
+        """Bytes data[0:n] arrived at now_ms."""
+        if n <= 0:
+            return
+        self._last_rx = now_ms
+        self.stats.rx_bytes = (self.stats.rx_bytes + n) & _WRAP
+        self._rx_since_ok = (self._rx_since_ok + n) & _WRAP
+        framer = self.framer
+        pos = 0
+        while True:
+            pos = framer.feed(data, pos, n)
+            if not framer.kind:
+                break
+            self._on_frame(framer.buf, framer.start, framer.length, framer.kind, now_ms)
+
+    def sent(self, now_ms):
+        """The driver put self.tx on the wire."""
+        self._last_tx = now_ms
+        self._last_tx_frame = self.tx
+        self.tx = None
+
+    def bus_quiet(self, now_ms):
+        return self.framer.pending() == 0 and ticks_diff(now_ms, self._last_rx) >= self.config.quiet_ms
+
+    def tick(self, now_ms):
+        if not self._started:
+            self._started = True
+            self._next_poll = now_ms
+            self._last_rx = ticks_add(now_ms, -self.config.quiet_ms)
+            self.model.changed_ms = now_ms
+        framer = self.framer
+        if framer.pending() and ticks_diff(now_ms, self._last_rx) >= self.config.gap_ms:
+            while framer.flush():
+                self._on_frame(framer.buf, framer.start, framer.length, framer.kind, now_ms)
+        if framer.drops[DROP_BAD_CHECKSUM] != self._checksum_seen:
+            self._checksum_seen = framer.drops[DROP_BAD_CHECKSUM]
+            self.stats.last_error = ERR_CHECKSUM
+        if self._phase == _PHASE_POLL and ticks_diff(now_ms, self._deadline) >= 0:
+            self._poll_timed_out(now_ms)
+        elif self._phase == _PHASE_COMMAND and ticks_diff(now_ms, self._deadline) >= 0:
+            self._command_timed_out(now_ms)
+        self._update_state(now_ms)
+        if self.model.passive and ticks_diff(now_ms, self._last_foreign) >= self.config.passive_hold_ms:
+            self.model.passive = False  # the other master went away: poll again
+            self._next_poll = now_ms
+        if self._txn is None and self._queue:
+            self._start_command(now_ms)
+        if self._txn is not None:
+            self._command_tick(now_ms)
+        if self.tx is None and self._phase == _PHASE_IDLE and self._txn is None:
+            self._maybe_poll(now_ms)
+
+    def next_wakeup_ms(self, now_ms):
+        """How long the driver may sleep before the next tick matters."""
+        if self._phase != _PHASE_IDLE or self.framer.pending() or self._txn is not None:
+            return 5
+        wait = ticks_diff(self._next_poll, now_ms)
+        return 5 if wait < 5 else (50 if wait > 50 else wait)
+
+    # -- polling -------------------------------------------------------------
+
+    def _maybe_poll(self, now_ms):
+        if not self.powered or self.model.passive:
+            return
+        if ticks_diff(now_ms, self._next_poll) < 0 or not self.bus_quiet(now_ms):
+            return
+        self.tx = self.detector.request()
+        self._phase = _PHASE_POLL
+        self._deadline = ticks_add(now_ms, self.reply_timeout_ms())
+        self._next_poll = ticks_add(now_ms, self.config.poll_ms)
+        self.stats.polls = _bump(self.stats.polls)
+
+    def _poll_timed_out(self, now_ms):
+        self._phase = _PHASE_IDLE
+        self.stats.timeouts = _bump(self.stats.timeouts)
+        self.stats.last_error = ERR_TIMEOUT
+        if self.model.link == LINK_OK or self.model.link == LINK_STALE:
+            return  # a lost reply: keep the protocol that works, poll on schedule
+        # Searching: try the next protocol/baud right away.
+        self.detector.on_timeout()
+        self._set_baud(self.detector.baud)
+        self._next_poll = now_ms
+
+    # -- frames --------------------------------------------------------------
+
+    def _on_frame(self, b, o, length, kind, now_ms):
+        self._frames_since_ok = (self._frames_since_ok + 1) & _WRAP
+        if kind == KIND_OLD_STATUS:
+            self._on_status(b, o, PROTOCOL_OLD, now_ms)
+        elif kind == KIND_NEW:
+            func = b[o + 2]
+            if func == new.REPLY_STATUS:
+                self._on_status(b, o, PROTOCOL_NEW, now_ms)
+            elif func < 0x10 or func == new.FN_CONTROL or func == new.FN_WRITE or func == new.FN_PASSWORD:
+                self._on_request(b, o, length, now_ms)
+            elif self._txn is not None:
+                self._on_command_reply(self._txn.on_new(b, o), now_ms)
+        elif kind == KIND_OLD_SHORT:
+            head = b[o]
+            if self._txn is not None and head == old.HEAD_WRITE and self._txn.awaiting:
+                self._on_command_reply(self._txn.on_short(b, o), now_ms)
+            elif head == old.HEAD_DATA or head == old.HEAD_READ or head == old.HEAD_WRITE:
+                self._on_request(b, o, length, now_ms)
+
+    def _own_echo(self, b, o, length, now_ms):
+        # Some buses show a master its own bytes: a request identical to what
+        # we sent moments ago is ours.
+        last = self._last_tx_frame
+        if last is None or len(last) != length or ticks_diff(now_ms, self._last_tx) > 300:
+            return False
+        for i in range(length):
+            if b[o + i] != last[i]:
+                return False
+        return True
+
+    def _on_request(self, b, o, length, now_ms):
+        if self._own_echo(b, o, length, now_ms):
+            return
+        self._foreign(now_ms)
+        # Another master's poll: note its rhythm to find the gaps.
+        if self._last_foreign_poll:
+            period = ticks_diff(now_ms, self._last_foreign_poll)
+            if 50 < period < 60000:
+                self._foreign_period = period if not self._foreign_period else (3 * self._foreign_period + period) // 4
+        self._last_foreign_poll = now_ms
+
+    def _foreign(self, now_ms):
+        self.stats.foreign_frames = _bump(self.stats.foreign_frames)
+        self.stats.last_error = ERR_FOREIGN
+        self._last_foreign = now_ms
+        if self.config.passive and not self.model.passive:
+            self.model.passive = True
+            self.model.touch()
+
+    def _on_status(self, b, o, protocol, now_ms):
+        scratch = self._scratch
+        if protocol == PROTOCOL_NEW:
+            if new.decode_status(b, o, scratch):
+                return
+        else:
+            old.decode_status(b, o, scratch)
+        ours = self._phase == _PHASE_POLL and protocol == self.detector.protocol
+        if ours:
+            self._phase = _PHASE_IDLE
+            self.detector.on_status(protocol)
+            self.model.line = LINE_OK
+        else:
+            # Nobody asked us for this: the BMS answered another master.
+            self._foreign(now_ms)
+            self._foreign_exchange_end = now_ms
+            self.model.line = LINE_FOREIGN
+        self._publish(scratch, protocol, now_ms)
+        if self._txn is not None and self._txn.step == cmd.STEP_VERIFY:
+            self._verify(now_ms)
+
+    def _publish(self, scratch, protocol, now_ms):
+        model = self.model
+        st = model.status
+        st.copy_from(scratch)
+        if self.config.invert_current:
+            st.current_da = -st.current_da
+            st.power_w = -st.power_w
+        fitted = self.config.probes_fitted
+        if fitted >= 0:
+            for i in range(fitted, MAX_PROBES):
+                st.temps_c[i] = TEMP_NONE
+            if st.probe_count > fitted:
+                st.probe_count = fitted
+        model.has_data = True
+        model.fresh_ms = now_ms
+        model.protocol = protocol
+        model.baud = self.baud
+        self._rx_since_ok = 0
+        self._frames_since_ok = 0
+        self.stats.frames_ok = _bump(self.stats.frames_ok)
+        self.stats.last_error = ERR_NONE
+        self._update_state(now_ms)
+        model.touch()
+
+    # -- link state and wiring diagnosis ---------------------------------------
+
+    def _update_state(self, now_ms):
+        model = self.model
+        if not self.powered:
+            state = LINK_UNPOWERED
+        elif not model.has_data:
+            state = LINK_LOST
+        else:
+            age = ticks_diff(now_ms, model.fresh_ms)
+            if age <= self.stale_ms():
+                state = LINK_OK
+            elif age <= self.lost_ms():
+                state = LINK_STALE
+            elif self._rx_since_ok == 0 and model.line != LINE_FOREIGN:
+                state = LINK_ASLEEP  # answered before, now not a single byte
+            else:
+                state = LINK_LOST
+        if state != LINK_OK and self.powered:
+            self._diagnose(now_ms)
+        if state != model.link:
+            if self.log is not None:
+                self.log.add(EV_LINK, state, model.link, 0, now_ms)
+            if state == LINK_LOST or state == LINK_ASLEEP:
+                self.detector.lost()
+                self._set_baud(self.detector.baud)
+            model.link = state
+            model.changed_ms = now_ms
+            model.touch()
+
+    def _diagnose(self, now_ms):
+        # What the line looks like since the last verified status of ours.
+        model = self.model
+        if model.passive and ticks_diff(now_ms, self._last_foreign) < self.config.passive_hold_ms:
+            line = LINE_FOREIGN
+        elif not model.has_data and self.detector.rounds == 0:
+            line = LINE_UNKNOWN  # still trying the first round of protocols
+        elif self._rx_since_ok == 0:
+            line = LINE_SILENT
+        elif self._frames_since_ok == 0:
+            line = LINE_NOISE
+        else:
+            line = model.line if model.line != LINE_OK else LINE_UNKNOWN
+        if line == LINE_SILENT:
+            self.stats.last_error = ERR_SILENT
+        elif line == LINE_NOISE:
+            self.stats.last_error = ERR_NOISE
+        if line != model.line:
+            model.line = line
+            model.touch()
+
+    def set_powered(self, on, now_ms):
+        """The firmware switched the TTL side's isolated supply."""
+        if on != self.powered:
+            self.powered = on
+            self.framer.reset()
+            self._phase = _PHASE_IDLE
+            self._next_poll = now_ms
+            self._update_state(now_ms)
+
+    # -- commands ------------------------------------------------------------
+
+    def submit(self, command, now_ms):
+        """Queue a link.command.Command. Returns False (and fails it) when
+        the queue is full."""
+        command.submitted_ms = now_ms
+        if len(self._queue) >= _QUEUE_DEPTH:
+            self._finish(command, cmd.FAILED, "command queue full", now_ms)
+            return False
+        self._queue.append(command)
+        return True
+
+    def busy(self):
+        return self._txn is not None or bool(self._queue)
+
+    def _start_command(self, now_ms):
+        command = self._queue[0]
+        if ticks_diff(now_ms, command.submitted_ms) >= self.config.command_timeout_ms:
+            self._queue.pop(0)
+            self._finish(command, cmd.FAILED, self._not_ready_reason(), now_ms)
+            return
+        if self.model.link != LINK_OK or not (self.detector.locked or self.model.passive):
+            return  # wait for a live, identified BMS
+        protocol = self.model.protocol
+        if not commands.supported(command.name, protocol) and not (
+            protocol == PROTOCOL_OLD and command.name in ("balancer-on", "balancer-off")
+        ):
+            self._queue.pop(0)
+            self._finish(command, cmd.FAILED, "not supported by the %s protocol" % ("old" if protocol == PROTOCOL_OLD else "new"), now_ms)
+            return
+        self._queue.pop(0)
+        txn = cmd.Transaction(command, protocol, self.config.password, self._balance_state)
+        command.state = cmd.RUNNING
+        command.attempts = 1
+        if txn.already:
+            self._finish(command, cmd.DONE, "", now_ms, "already in that state")
+            return
+        self._txn = txn
+
+    def _not_ready_reason(self):
+        link = self.model.link
+        if link == LINK_UNPOWERED:
+            return "the TTL port is not powered"
+        if link == LINK_ASLEEP:
+            return "the BMS is asleep"
+        if link != LINK_OK:
+            return "the BMS is not answering"
+        return "the bus never went quiet"
+
+    def _command_tick(self, now_ms):
+        txn = self._txn
+        if txn is None or self.tx is not None or txn.awaiting:
+            return
+        if ticks_diff(now_ms, txn.command.submitted_ms) >= self.config.command_timeout_ms:
+            self._end_txn(cmd.FAILED, "timed out (%s)" % self._not_ready_reason(), now_ms)
+            return
+        if txn.step == cmd.STEP_VERIFY:
+            # Active: ask for a status now; passive: the display's next poll
+            # brings one.
+            if not self.model.passive and self._phase == _PHASE_IDLE and self.bus_quiet(now_ms):
+                self.tx = self.detector.request()
+                self._phase = _PHASE_POLL
+                self._deadline = ticks_add(now_ms, self.reply_timeout_ms())
+                self._next_poll = ticks_add(now_ms, self.config.poll_ms)
+            return
+        if self._phase != _PHASE_IDLE or not self._may_transmit(now_ms):
+            return
+        frame = txn.next_frame()
+        self.tx = frame
+        txn.awaiting = True
+        self._phase = _PHASE_COMMAND
+        # OLD echoes come within 32-84 ms, NEW ACKs 62-124 ms (reference);
+        # the password block of four OLD frames takes longer on the wire.
+        self._deadline = ticks_add(now_ms, 400 if txn.step == cmd.STEP_SEND else 600)
+
+    def _may_transmit(self, now_ms):
+        if not self.bus_quiet(now_ms):
+            return False
+        if not self.model.passive:
+            return True
+        # Passive: talk right after another master's exchange ended, when its
+        # next poll is still far away.
+        period = self._foreign_period
+        if not period:
+            return False
+        since_poll = ticks_diff(now_ms, self._last_foreign_poll)
+        since_reply = ticks_diff(now_ms, self._foreign_exchange_end)
+        budget = 450  # our frame + the BMS's reply, worst case
+        return since_reply < period // 2 and since_poll + budget < period
+
+    def _on_command_reply(self, verdict, now_ms):
+        txn = self._txn
+        if verdict is None or txn is None:
+            return
+        self._phase = _PHASE_IDLE
+        txn.awaiting = False
+        if verdict is not True:
+            self._end_txn(cmd.FAILED, verdict, now_ms)
+            return
+        if txn.step == cmd.STEP_AUTH:
+            txn.step = cmd.STEP_SEND
+            return
+        # STEP_SEND acknowledged.
+        if txn.toggle_target >= 0:
+            self._balance_state = txn.new_balance_state
+            if txn.new_balance_state != txn.toggle_target:
+                # The echo says it toggled the wrong way (it was already in
+                # the target state): toggle once more, knowing the state.
+                if txn.command.attempts >= self.config.command_attempts:
+                    self._end_txn(cmd.FAILED, "balancer toggle did not reach the wanted state", now_ms)
+                    return
+                txn.command.attempts += 1
+                txn.restart()
+                return
+        if txn.needs_status():
+            txn.step = cmd.STEP_VERIFY
+            txn.verify_frames = 0
+            self._next_poll = now_ms
+        else:
+            self._end_txn(cmd.DONE, "", now_ms)
+
+    def _verify(self, now_ms):
+        txn = self._txn
+        st = self.model.status
+        if txn is None:
+            return
+        if txn.confirm(st):
+            self._end_txn(cmd.DONE, "", now_ms, cmd.note_after(txn.name, st))
+            return
+        txn.verify_frames += 1
+        if txn.verify_frames >= self.config.verify_frames:
+            self._retry(now_ms, "acknowledged, but the status did not change")
+
+    def _command_timed_out(self, now_ms):
+        txn = self._txn
+        self._phase = _PHASE_IDLE
+        if txn is None:
+            return
+        txn.awaiting = False
+        if txn.no_ack and txn.step == cmd.STEP_SEND:
+            self._end_txn(cmd.DONE, "", now_ms, "sent (the BMS does not acknowledge this command)")
+            return
+        if txn.toggle_target >= 0 and txn.step == cmd.STEP_SEND:
+            self._end_txn(cmd.FAILED, "no echo: toggle state unknown, not repeated so it cannot flip back", now_ms)
+            self._balance_state = -1
+            return
+        self._retry(now_ms, "no reply to the password" if txn.step == cmd.STEP_AUTH else "no acknowledgement")
+
+    def _retry(self, now_ms, reason):
+        txn = self._txn
+        if txn is None:
+            return
+        if txn.command.attempts >= self.config.command_attempts:
+            self._end_txn(cmd.FAILED, reason + " after %d attempts" % txn.command.attempts, now_ms)
+            return
+        txn.command.attempts += 1
+        txn.restart()
+
+    def _end_txn(self, state, reason, now_ms, note=""):
+        txn = self._txn
+        self._txn = None
+        if self._phase == _PHASE_COMMAND:
+            self._phase = _PHASE_IDLE
+        if txn is not None:
+            self._finish(txn.command, state, reason, now_ms, note)
+
+    def _finish(self, command, state, reason, now_ms, note=""):
+        command.state = state
+        command.reason = reason
+        command.note = note
+        command.finished_ms = now_ms
+        if state == cmd.DONE:
+            self.stats.commands_ok = _bump(self.stats.commands_ok)
+        else:
+            self.stats.commands_failed = _bump(self.stats.commands_failed)
+        if self.log is not None:
+            self.log.add(EV_COMMAND, 0, state, 0, now_ms)
+        if command.done_cb is not None:
+            command.done_cb(command)
+        self.model.touch()
