@@ -9,9 +9,19 @@ STAMP   := $(VENV)/.installed
 STUBS   := typings/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test fuzz setup clean
+.PHONY: test fuzz run setup debs clean
 
-setup: $(STAMP) $(STUBS)
+# Debian packages the targets need; installed with apt-get only when missing.
+DEBS    := python3-venv
+
+setup: debs $(STAMP) $(STUBS)
+
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -27,6 +37,16 @@ $(STUBS): requirements-stubs.txt $(STAMP)
 # tests under the MicroPython unix port, mpy-cross over device files, pyright.
 test: setup
 	$(BIN)/pytest host_tests $(PYTEST_ARGS)
+
+# The whole firmware on this PC under the MicroPython unix port, against the
+# simulated BMS; prints the dashboard URL. Ctrl-C stops both.
+#   make run PROTOCOL=old CELLS=16 FAULTS="drop=0.1,display=1000" PORT=8080
+PROTOCOL ?= new
+CELLS    ?= 16
+FAULTS   ?=
+PORT     ?= 8080
+run: setup
+	$(BIN)/python tools/run.py --protocol $(PROTOCOL) --cells $(CELLS) --port $(PORT) $(if $(FAULTS),--faults "$(FAULTS)")
 
 # Nightly-style framer fuzz: many more hypothesis cases.
 fuzz: setup
