@@ -38,6 +38,7 @@ class FakeBms:
         st.remaining_mah = 70000
         self.silent = False
         self.drop = 0  # replies to drop
+        self.flip = 0  # replies to corrupt (one bit in the middle)
         self.garble_all = False
         self.ack_result = 1
         self.ignore_controls = False
@@ -68,6 +69,11 @@ class FakeBms:
         if self.drop:
             self.drop -= 1
             return
+        if self.flip:
+            self.flip -= 1
+            b = bytearray(frame)
+            b[len(b) // 2] ^= 0x10
+            frame = bytes(b)
         self._out.append((ticks_add(now_ms, latency), frame))
 
     def _handle(self, f, kind, now_ms):
@@ -167,9 +173,11 @@ class FakeBms:
 class Display:
     """Another master polling the BMS on the same port."""
 
-    def __init__(self, period_ms=1000, protocol="new"):
+    def __init__(self, period_ms=1000, protocol="new", first_ms=300):
         self.period_ms = period_ms
         self.protocol = protocol
+        self.first_ms = first_ms  # its first poll, after the harness starts
+        self.unseen = 0  # requests the engine does not see (sent before it listened)
         self.next_ms = None
         self.polls = 0
 
@@ -208,12 +216,15 @@ class Harness:
         display = self.display
         if display is not None:
             if display.next_ms is None:
-                display.next_ms = ticks_add(self.now, 300)
+                display.next_ms = ticks_add(self.now, display.first_ms)
             if ticks_diff(self.now, display.next_ms) >= 0:
                 display.next_ms = ticks_add(display.next_ms, display.period_ms)
                 req = display.request()
                 display.polls += 1
-                self._to_engine(req)  # the display's request is on the bus
+                if display.unseen:
+                    display.unseen -= 1
+                else:
+                    self._to_engine(req)  # the display's request is on the bus
                 self._display_waiting = True  # busy until the BMS has answered it
                 bms.receive(req, self.now, bms.baud)
         for frame in bms.due(self.now):

@@ -1,15 +1,17 @@
+# mp-heap: 128K
 # MicroPython only: the link engine's steady state (poll, reply, decode,
-# publish, state keeping) allocates nothing, and the heap stays flat over
-# 2000 polls.
+# publish, state keeping, statistics, lost and corrupted replies, stale and
+# recovered states, alarm checks) allocates nothing, and the heap stays flat
+# over 2000 polls.
 import gc
 
 import micropython
 
-from ant import new
+from ant import alarms, new
 from ant.status import Status
 from eventlog import EventLog
 from link.engine import LinkConfig, LinkEngine
-from link.model import LINK_OK, Model
+from link.model import LINK_OK, LINK_STALE, Model
 from ticks import ticks_add
 
 _STEP = 5
@@ -26,7 +28,17 @@ class Loop:
             st.cells_mv[i] = 3300 + i
         st.pack_cv = 5300
         st.current_da = -42
+        st.charge_mos = 2  # an alarm to check on every status
+        st.protection[0] = 0x02
         self.reply = new.build_status(st)
+        self.bad = bytearray(self.reply)
+        self.bad[40] ^= 0x10  # fails the CRC
+        self.alarm_hits = 0
+        self.alarm_count = 0
+        self.lose = 0  # lose every n-th reply (0: none)
+        self.corrupt = 0  # corrupt every n-th reply
+        self.silent_from = -1  # stop answering after this many polls, for a while
+        self.silent_polls = 0
         self.model = Model()
         config = LinkConfig()
         config.poll_ms = 250
@@ -42,8 +54,20 @@ class Loop:
         for _ in range(steps):
             now = self.now
             if self.reply_at == 0:
-                engine.feed(reply, n, now)
                 self.reply_at = -1
+                polls = self.polls
+                if self.silent_from >= 0 and self.silent_from <= polls < self.silent_from + self.silent_polls:
+                    pass
+                elif self.lose and polls % self.lose == 0:
+                    pass
+                elif self.corrupt and polls % self.corrupt == 0:
+                    engine.feed(self.bad, n, now)
+                else:
+                    engine.feed(reply, n, now)
+                    st = self.model.status
+                    if alarms.active(st, alarms.CELL_OVER_VOLTAGE):
+                        self.alarm_hits += 1
+                    self.alarm_count = alarms.count(st)
             elif self.reply_at > 0:
                 self.reply_at -= 1
             engine.tick(now)
@@ -78,4 +102,42 @@ def test_heap_does_not_grow_over_2000_polls():
     gc.collect()
     after = gc.mem_free()
     assert loop.polls >= 2000
+    assert before - after <= 0, (before, after)
+
+
+def test_lost_and_corrupted_replies_and_a_stale_spell_allocate_nothing():
+    loop = Loop()
+    loop.lose = 7
+    loop.corrupt = 5
+    loop.run(400)
+    assert loop.model.link == LINK_OK
+    loop.silent_from = loop.polls + 5
+    loop.silent_polls = 14  # > 2.5 s of silence at 250 ms polls: stale
+    stale_seen = False
+    micropython.heap_lock()
+    try:
+        for _ in range(40):
+            loop.run(100)
+            if loop.model.link == LINK_STALE:
+                stale_seen = True
+    finally:
+        micropython.heap_unlock()
+    stats = loop.engine.stats
+    assert stale_seen and loop.model.link == LINK_OK
+    assert stats.timeouts >= 14 and stats.checksum_errors >= 5 and stats.resyncs >= 5
+    assert loop.alarm_hits > 0 and loop.alarm_count == 2
+
+
+def test_heap_does_not_grow_over_2000_polls_with_faults():
+    loop = Loop()
+    loop.lose = 11
+    loop.corrupt = 13
+    loop.run(400)
+    gc.collect()
+    before = gc.mem_free()
+    while loop.polls < 2040:
+        loop.run(1000)
+    gc.collect()
+    after = gc.mem_free()
+    assert loop.polls >= 2000 and loop.engine.stats.timeouts > 100
     assert before - after <= 0, (before, after)

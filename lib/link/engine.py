@@ -12,7 +12,11 @@
 # model honest (ok / stale / lost / asleep / unpowered, with data age), tells
 # what the wiring looks like, falls back to passive listening when another
 # master (a display) polls the port, and runs command transactions on a quiet
-# bus. Polling, decoding and state keeping allocate nothing.
+# bus. Polling, decoding, state keeping and statistics allocate nothing.
+#
+# After a loss the search goes back to what worked every other attempt
+# (link/search.py), so a BMS that slept is back within two poll intervals of
+# answering; link/describe.py is the JSON face of all this.
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -20,11 +24,12 @@ except ImportError:  # CPython
         return __value
 
 from ant import commands, new, old
-from ant.detect import BAUD_DEFAULT, BAUD_FALLBACK, Detector
-from ant.framer import KIND_NEW, KIND_OLD_SHORT, KIND_OLD_STATUS, Framer, DROP_BAD_CHECKSUM
+from ant.detect import BAUD_DEFAULT, BAUD_FALLBACK
+from ant.framer import DROP_BAD_CHECKSUM, DROP_NOISE, KIND_NEW, KIND_OLD_SHORT, KIND_OLD_STATUS, Framer
 from ant.status import MAX_PROBES, PROTOCOL_NEW, PROTOCOL_OLD, TEMP_NONE, Status
 from eventlog import EV_COMMAND, EV_LINK
 from link import command as cmd
+from link.search import Search
 from link.model import (
     LINE_FOREIGN,
     LINE_NOISE,
@@ -45,6 +50,15 @@ _PHASE_COMMAND = const(2)  # a command frame is out, its ACK/echo is due
 
 _QUEUE_DEPTH = const(4)
 _WRAP = const(0x3FFFFFFF)
+_DROP_REASONS = const(8)  # len(ant.framer.REASONS)
+_ECHO_WINDOW_MS = const(60)
+_DIAGNOSE_AFTER = const(3)  # unanswered polls before a never-seen line is diagnosed
+
+# The fastest poll the link carries: one request, the BMS's latency (<= ~150
+# ms) and the longest status frame on the wire must fit (reference §6.4:
+# 250 ms is proven safe at 19200 baud; 9600 doubles the wire time).
+POLL_MIN_MS = const(250)
+POLL_MIN_SLOW_MS = const(400)
 
 # Why the link last failed (stats.last_error), for the faces.
 ERR_NONE = const(0)
@@ -53,7 +67,8 @@ ERR_CHECKSUM = const(2)
 ERR_NOISE = const(3)
 ERR_FOREIGN = const(4)
 ERR_SILENT = const(5)
-ERROR_NAMES = ("none", "timeout", "checksum", "noise", "foreign master", "silent")
+ERR_COMMAND = const(6)
+ERROR_NAMES = ("none", "timeout", "checksum", "noise", "foreign master", "silent", "command failed")
 
 
 class LinkConfig:
@@ -66,6 +81,7 @@ class LinkConfig:
         self.lost_ms = 0  # 0 = max(10000, 5 * poll)
         self.gap_ms = 30  # silence that ends a burst (flushes the framer)
         self.quiet_ms = 20  # silence required before we transmit
+        self.listen_first_ms = 300  # listen this long before the first poll
         self.protocol = 0  # 0 auto, PROTOCOL_OLD, PROTOCOL_NEW
         self.baud = 0  # 0 auto, 19200, 9600
         self.password = None
@@ -85,16 +101,24 @@ class LinkConfig:
 
 
 class LinkStats:
+    """Counters for the faces (all wrap at 2**30, small ints)."""
+
     def __init__(self):
         self.frames_ok = 0  # verified status frames decoded
         self.polls = 0
-        self.timeouts = 0
-        self.foreign_frames = 0
+        self.timeouts = 0  # polls without a reply
+        self.checksum_errors = 0  # frame candidates failing their checksum/CRC
+        self.resyncs = 0  # failed frame candidates the framer resynchronised after
+        self.bytes_dropped = 0  # bytes that were not part of a valid frame
+        self.foreign_frames = 0  # another master's requests and their replies
         self.rx_bytes = 0
+        self.tx_frames = 0
         self.commands_ok = 0
         self.commands_failed = 0
         self.baud_switches = 0
-        self.last_error = ERR_NONE
+        self.last_error = ERR_NONE  # the most recent problem (ERROR_NAMES)
+        self.last_error_ms = 0  # ticks when it happened
+        self.errors = 0  # problems recorded in total
 
 
 def _bump(v):
@@ -130,9 +154,9 @@ class LinkEngine:
         self._foreign_period = 0  # ms between another master's polls (EMA)
         self._last_foreign_poll = 0
         self._foreign_exchange_end = 0
+        self._foreign_awaiting = False  # another master's request awaits its reply
         self._balance_state = -1  # OLD balancer toggle state from the last echo
         self._started = False
-        self._checksum_seen = 0
         self.configure(self.config)
 
     # -- configuration -------------------------------------------------------
@@ -141,13 +165,21 @@ class LinkEngine:
         self.config = config
         protocols = (config.protocol,) if config.protocol else (PROTOCOL_NEW, PROTOCOL_OLD)
         bauds = (config.baud,) if config.baud else (BAUD_DEFAULT, BAUD_FALLBACK)
-        self.detector = Detector(protocols, bauds)
+        self.detector = Search(protocols, bauds)
         self._set_baud(self.detector.baud)
 
     def remember(self, protocol, baud, variant=0):
-        """Start with what worked before (persisted across reboots)."""
+        """Start with what worked before (persisted across reboots). Returns
+        False when that combination is not allowed by the configuration."""
         if self.detector.remember(protocol, baud, variant):
             self._set_baud(baud)
+            return True
+        return False
+
+    def learned(self):
+        """(protocol, baud, request variant) that last produced a verified
+        status of ours, or None: what the firmware persists for remember()."""
+        return self.detector.attempt()
 
     def _set_baud(self, baud):
         if baud != self.baud:
@@ -164,11 +196,39 @@ class LinkEngine:
         # §6.4) plus the longest status frame on the wire, with margin.
         return 500 if self.baud >= BAUD_DEFAULT else 800
 
+    def poll_ms(self):
+        """The poll interval in force: the configured one, but never faster
+        than the link carries at the current baud rate."""
+        floor = POLL_MIN_MS if self.baud >= BAUD_DEFAULT else POLL_MIN_SLOW_MS
+        poll = self.config.poll_ms
+        return poll if poll > floor else floor
+
     def stale_ms(self):
-        return self.config.stale_ms or max(2500, 2 * self.config.poll_ms + self.reply_timeout_ms())
+        return self.config.stale_ms or max(2500, 2 * self.poll_ms() + self.reply_timeout_ms())
 
     def lost_ms(self):
-        return self.config.lost_ms or max(10000, 5 * self.config.poll_ms)
+        return self.config.lost_ms or max(10000, 5 * self.poll_ms())
+
+    def _error(self, code, now_ms):
+        stats = self.stats
+        stats.last_error = code
+        stats.last_error_ms = now_ms
+        stats.errors = _bump(stats.errors)
+
+    def _sync_framer_stats(self, now_ms):
+        framer = self.framer
+        stats = self.stats
+        drops = framer.drops
+        checksum = drops[DROP_BAD_CHECKSUM]
+        if checksum != stats.checksum_errors:
+            stats.checksum_errors = checksum
+            self._error(ERR_CHECKSUM, now_ms)
+        failed = 0
+        for reason in range(_DROP_REASONS):
+            if reason != DROP_NOISE:
+                failed = (failed + drops[reason]) & _WRAP
+        stats.resyncs = failed
+        stats.bytes_dropped = framer.dropped_bytes
 
     # -- driver interface ----------------------------------------------------
 
@@ -192,31 +252,40 @@ class LinkEngine:
         self._last_tx = now_ms
         self._last_tx_frame = self.tx
         self.tx = None
+        self.stats.tx_frames = _bump(self.stats.tx_frames)
 
     def bus_quiet(self, now_ms):
-        return self.framer.pending() == 0 and ticks_diff(now_ms, self._last_rx) >= self.config.quiet_ms
+        if self.framer.pending() or ticks_diff(now_ms, self._last_rx) < self.config.quiet_ms:
+            return False
+        if self._foreign_awaiting:
+            # The BMS's latency after another master's request is silence,
+            # not a gap: wait for its reply (or for it to be overdue).
+            if ticks_diff(now_ms, self._last_foreign_poll) < self.reply_timeout_ms():
+                return False
+            self._foreign_awaiting = False
+        return True
 
     def tick(self, now_ms):
         if not self._started:
             self._started = True
-            self._next_poll = now_ms
+            # Listen before the first poll: an exchange of another master
+            # (a display) already under way shows itself within this time.
+            self._next_poll = ticks_add(now_ms, self.config.listen_first_ms)
             self._last_rx = ticks_add(now_ms, -self.config.quiet_ms)
             self.model.changed_ms = now_ms
         framer = self.framer
         if framer.pending() and ticks_diff(now_ms, self._last_rx) >= self.config.gap_ms:
             while framer.flush():
                 self._on_frame(framer.buf, framer.start, framer.length, framer.kind, now_ms)
-        if framer.drops[DROP_BAD_CHECKSUM] != self._checksum_seen:
-            self._checksum_seen = framer.drops[DROP_BAD_CHECKSUM]
-            self.stats.last_error = ERR_CHECKSUM
+        if framer.dropped_bytes != self.stats.bytes_dropped:
+            self._sync_framer_stats(now_ms)
         if self._phase == _PHASE_POLL and ticks_diff(now_ms, self._deadline) >= 0:
             self._poll_timed_out(now_ms)
         elif self._phase == _PHASE_COMMAND and ticks_diff(now_ms, self._deadline) >= 0:
             self._command_timed_out(now_ms)
         self._update_state(now_ms)
         if self.model.passive and ticks_diff(now_ms, self._last_foreign) >= self.config.passive_hold_ms:
-            self.model.passive = False  # the other master went away: poll again
-            self._next_poll = now_ms
+            self._leave_passive(now_ms)
         if self._txn is None and self._queue:
             self._start_command(now_ms)
         if self._txn is not None:
@@ -241,14 +310,24 @@ class LinkEngine:
         self.tx = self.detector.request()
         self._phase = _PHASE_POLL
         self._deadline = ticks_add(now_ms, self.reply_timeout_ms())
-        self._next_poll = ticks_add(now_ms, self.config.poll_ms)
+        self._next_poll = ticks_add(now_ms, self.poll_ms())
         self.stats.polls = _bump(self.stats.polls)
 
     def _poll_timed_out(self, now_ms):
         self._phase = _PHASE_IDLE
-        self.stats.timeouts = _bump(self.stats.timeouts)
-        self.stats.last_error = ERR_TIMEOUT
-        if self.model.link == LINK_OK or self.model.link == LINK_STALE:
+        stats = self.stats
+        stats.timeouts = _bump(stats.timeouts)
+        link = self.model.link
+        line = self.model.line
+        if stats.last_error == ERR_CHECKSUM and ticks_diff(stats.last_error_ms, self._last_tx) >= 0:
+            pass  # the reply came, corrupted: that is the error to show
+        elif link != LINK_OK and line == LINE_SILENT:
+            self._error(ERR_SILENT, now_ms)
+        elif link != LINK_OK and line == LINE_NOISE:
+            self._error(ERR_NOISE, now_ms)
+        else:
+            self._error(ERR_TIMEOUT, now_ms)
+        if self.detector.locked and (link == LINK_OK or link == LINK_STALE):
             return  # a lost reply: keep the protocol that works, poll on schedule
         # Searching: try the next protocol/baud right away.
         self.detector.on_timeout()
@@ -278,9 +357,10 @@ class LinkEngine:
 
     def _own_echo(self, b, o, length, now_ms):
         # Some buses show a master its own bytes: a request identical to what
-        # we sent moments ago is ours.
+        # we sent moments ago (within its wire time, plus a driver's latency)
+        # is ours. Later, the same bytes are another master's identical poll.
         last = self._last_tx_frame
-        if last is None or len(last) != length or ticks_diff(now_ms, self._last_tx) > 300:
+        if last is None or len(last) != length or ticks_diff(now_ms, self._last_tx) > _ECHO_WINDOW_MS:
             return False
         for i in range(length):
             if b[o + i] != last[i]:
@@ -297,10 +377,11 @@ class LinkEngine:
             if 50 < period < 60000:
                 self._foreign_period = period if not self._foreign_period else (3 * self._foreign_period + period) // 4
         self._last_foreign_poll = now_ms
+        self._foreign_awaiting = True
 
     def _foreign(self, now_ms):
+        # Not an error: counted, and shown as the line diagnosis.
         self.stats.foreign_frames = _bump(self.stats.foreign_frames)
-        self.stats.last_error = ERR_FOREIGN
         self._last_foreign = now_ms
         if self.config.passive and not self.model.passive:
             self.model.passive = True
@@ -322,6 +403,7 @@ class LinkEngine:
             # Nobody asked us for this: the BMS answered another master.
             self._foreign(now_ms)
             self._foreign_exchange_end = now_ms
+            self._foreign_awaiting = False
             self.model.line = LINE_FOREIGN
         self._publish(scratch, protocol, now_ms)
         if self._txn is not None and self._txn.step == cmd.STEP_VERIFY:
@@ -347,7 +429,6 @@ class LinkEngine:
         self._rx_since_ok = 0
         self._frames_since_ok = 0
         self.stats.frames_ok = _bump(self.stats.frames_ok)
-        self.stats.last_error = ERR_NONE
         self._update_state(now_ms)
         model.touch()
 
@@ -386,21 +467,34 @@ class LinkEngine:
         model = self.model
         if model.passive and ticks_diff(now_ms, self._last_foreign) < self.config.passive_hold_ms:
             line = LINE_FOREIGN
-        elif not model.has_data and self.detector.rounds == 0:
-            line = LINE_UNKNOWN  # still trying the first round of protocols
+        elif not model.has_data and self.detector.rounds == 0 and self.stats.timeouts < _DIAGNOSE_AFTER:
+            line = LINE_UNKNOWN  # the first attempts are still out
         elif self._rx_since_ok == 0:
             line = LINE_SILENT
+        elif self._rx_since_ok <= self.framer.pending():
+            line = model.line  # every byte so far may be a frame still arriving
         elif self._frames_since_ok == 0:
             line = LINE_NOISE
         else:
             line = model.line if model.line != LINE_OK else LINE_UNKNOWN
-        if line == LINE_SILENT:
-            self.stats.last_error = ERR_SILENT
-        elif line == LINE_NOISE:
-            self.stats.last_error = ERR_NOISE
         if line != model.line:
+            if line == LINE_SILENT:
+                self._error(ERR_SILENT, now_ms)
+            elif line == LINE_NOISE:
+                self._error(ERR_NOISE, now_ms)
             model.line = line
             model.touch()
+
+    def _leave_passive(self, now_ms):
+        # The other master went away: poll again, starting with what its
+        # exchanges proved (the protocol and baud the BMS answered in).
+        model = self.model
+        model.passive = False
+        model.touch()
+        self._next_poll = now_ms
+        if not self.detector.locked and model.has_data and model.protocol:
+            if self.detector.remember(model.protocol, self.baud, 0):
+                self.detector.lost()
 
     def set_powered(self, on, now_ms):
         """The firmware switched the TTL side's isolated supply."""
@@ -474,7 +568,8 @@ class LinkEngine:
                 self.tx = self.detector.request()
                 self._phase = _PHASE_POLL
                 self._deadline = ticks_add(now_ms, self.reply_timeout_ms())
-                self._next_poll = ticks_add(now_ms, self.config.poll_ms)
+                self._next_poll = ticks_add(now_ms, self.poll_ms())
+                self.stats.polls = _bump(self.stats.polls)
             return
         if self._phase != _PHASE_IDLE or not self._may_transmit(now_ms):
             return
@@ -586,6 +681,7 @@ class LinkEngine:
             self.stats.commands_ok = _bump(self.stats.commands_ok)
         else:
             self.stats.commands_failed = _bump(self.stats.commands_failed)
+            self._error(ERR_COMMAND, now_ms)
         if self.log is not None:
             self.log.add(EV_COMMAND, 0, state, 0, now_ms)
         if command.done_cb is not None:

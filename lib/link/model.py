@@ -33,6 +33,16 @@ LINE_HINTS = (
     "replies and sends commands only in the gaps.",
     "Valid frames from the BMS.",
 )
+# What a link state asks of the user, where the line diagnosis does not say
+# it better (None: use LINE_HINTS).
+LINK_HINTS = (
+    None,
+    None,
+    None,
+    "The BMS answered before and has gone silent: it is probably asleep. Wake it with ACC or "
+    "a charger; if it stays silent, check the TTL cable and its VCC.",
+    "The bridge has switched the TTL port's isolated supply off; the BMS cannot answer.",
+)
 
 
 class Model:
