@@ -1,0 +1,177 @@
+# The ESP32 hardware layer: the only firmware module that imports `machine`
+# or `network`. Everything above it sees a UART with a non-blocking
+# readinto(), named outputs/inputs with their active level already applied,
+# a wrapped millisecond clock, a storage directory and a board description.
+# The host runtime (tools/hostrt/hw.py) implements the same API against the
+# BMS simulator, so the firmware above runs unchanged on a PC.
+import json
+import time
+
+import boardinfo
+import machine
+import network
+
+DEFAULT_BOARD = "esp32-devkitc"
+BOARDS_DIR = "/boards"
+_STORAGE = "/"
+_TICKS_MASK = 0x3FFFFFFF  # the same wrap as lib/ticks.py on every port
+
+_board = None
+
+
+def storage_root():
+    return _STORAGE
+
+
+def ticks_ms():
+    return time.ticks_ms() & _TICKS_MASK
+
+
+def reset():
+    machine.reset()
+
+
+# -- board ---------------------------------------------------------------------
+# boards/<name>.json, validated by lib/board.py (no other file names a pin).
+# The board is named by settings.json's "board" key.
+
+
+def board_name():
+    """The board named in settings.json (read leniently: boot.py needs it
+    before the settings are validated), or the default."""
+    try:
+        with open(_STORAGE + "settings.json") as f:
+            name = json.load(f).get("board")
+        if isinstance(name, str) and name:
+            return name
+    except Exception:  # absent or corrupt: app.py reports it properly
+        pass
+    return DEFAULT_BOARD
+
+
+def board():
+    """The validated board (boardinfo.BoardInfo), loaded once."""
+    global _board
+    if _board is None:
+        _board = boardinfo.load(BOARDS_DIR + "/" + board_name() + ".json")
+    return _board
+
+
+def output_spec(name):
+    """The board's output for a role ("do1".."do3", "acc", "supply_enable",
+    "led"), or None when the board has none fitted."""
+    return board().outputs.get(name)
+
+
+def input_spec(name):
+    """The board's input for a role ("do1_sense".."do3_sense", "boot_button")."""
+    return board().inputs.get(name)
+
+
+# -- pins ------------------------------------------------------------------------
+
+
+class Output:
+    """A named output; set(1) asserts it, whatever the board's polarity."""
+
+    def __init__(self, name):
+        spec = output_spec(name)
+        if spec is None:
+            raise ValueError("board has no output " + name)
+        self.name = name
+        self._spec = spec
+        self._on = spec.boot
+        self._pin = machine.Pin(spec.pin, machine.Pin.OUT, value=spec.level(spec.boot))
+
+    def set(self, on):
+        self._on = 1 if on else 0
+        self._pin.value(self._spec.level(self._on))
+
+    def value(self):
+        return self._on
+
+
+class Input:
+    def __init__(self, name):
+        spec = input_spec(name)
+        if spec is None:
+            raise ValueError("board has no input " + name)
+        self._spec = spec
+        if spec.pull == "up":
+            self._pin = machine.Pin(spec.pin, machine.Pin.IN, machine.Pin.PULL_UP)
+        elif spec.pull == "down":
+            self._pin = machine.Pin(spec.pin, machine.Pin.IN, machine.Pin.PULL_DOWN)
+        else:
+            self._pin = machine.Pin(spec.pin, machine.Pin.IN)
+
+    def value(self):
+        return 1 if self._pin.value() == self._spec.active else 0
+
+
+def boot_outputs():
+    """Drive every plain output to its boot level (boot.py, first thing)."""
+    for spec in board().outputs.values():
+        machine.Pin(spec.pin, machine.Pin.OUT, value=spec.level(spec.boot))
+
+
+# -- UART --------------------------------------------------------------------------
+
+
+class Uart:
+    def __init__(self, board_info, baud):
+        self._id = board_info.uart_id
+        self._tx = board_info.uart_tx
+        self._rx = board_info.uart_rx
+        self.baud = baud
+        self._uart = machine.UART(self._id)
+        self._init(baud)
+
+    def _init(self, baud):
+        # timeout=0: readinto() never blocks; rxbuf holds several frames.
+        self._uart.init(baud, bits=8, parity=None, stop=1, tx=self._tx, rx=self._rx, timeout=0, rxbuf=1024)
+
+    def set_baud(self, baud):
+        if baud != self.baud:
+            self.baud = baud
+            self._init(baud)
+            while self._uart.any():  # bytes received at the old rate are garbage now
+                self._uart.read()
+
+    def write(self, buf):
+        self._uart.write(buf)
+
+    def readinto(self, buf):
+        if not self._uart.any():
+            return 0
+        n = self._uart.readinto(buf)
+        return n or 0
+
+
+# -- Wi-Fi (stub: station mode with the configured network) -----------------------
+
+
+def wifi_start(ssid, password):
+    """Join the configured network; returns the interface. Connection
+    management and an access-point fallback come with the Wi-Fi work."""
+    wlan = network.WLAN(network.STA_IF)
+    wlan.active(True)
+    if ssid and not wlan.isconnected():
+        wlan.connect(ssid, password)
+    return wlan
+
+
+def wifi_address():
+    wlan = network.WLAN(network.STA_IF)
+    if wlan.isconnected():
+        return wlan.ifconfig()[0]
+    return None
+
+
+def http_host():
+    """The address the web server binds: every interface on the device."""
+    return "0.0.0.0"
+
+
+def http_port(configured):
+    """The web server's port: the configured one on the device."""
+    return configured

@@ -1,0 +1,126 @@
+# Test helper: the firmware under the MicroPython unix port, against a
+# running BMS simulator, as real processes (the same start-up as `make run`,
+# from tools/run.py). CPython only.
+#
+#   sim = SimProcess("--protocol", "old").start()          # host_tests/simproc.py
+#   fw = Firmware(tmp_path, sim, link={"poll_ms": 200})   # build + start + wait for HTTP
+#   fw.get_json("/api/status"); fw.post_json("/api/command", {...}, token=fw.token)
+#   sim.control("fault silent 5"); sim.state()["charge_mos"]
+#   fw.stop(); sim.stop()                                  # fw.stop() returns the exit code
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import run  # tools/run.py (tools/ is on sys.path via conftest)
+
+ROOT = run.ROOT
+BUILD = os.environ.get("ANTBRIDGE_E2E_BUILD") or os.path.join(ROOT, "build", "e2e")
+TOKEN = "e2e-token-0123456789"
+HEAP = os.environ.get("ANTBRIDGE_E2E_HEAP") or run.DEFAULT_HEAP
+_build_lock = threading.Lock()
+_micropath = None
+
+
+def micropath():
+    """Compile once per test session."""
+    global _micropath
+    with _build_lock:
+        if _micropath is None:
+            _micropath = run.build(BUILD)
+        return _micropath
+
+
+def wait_until(predicate, timeout_s, interval_s=0.05, what="condition"):
+    """Poll predicate() until it returns a truthy value; returns it."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError("timed out after %.1f s waiting for %s (last: %r)" % (timeout_s, what, last))
+
+
+class Firmware:
+    def __init__(self, workdir, sim, link=None, heap=HEAP, settings=None, raw_settings=None, env=None):
+        """Start the firmware with a fresh data dir. `link` overrides
+        settings.link; `settings` other keys; `raw_settings` is written as
+        settings.json verbatim (to test corrupt files)."""
+        self.workdir = os.path.join(str(workdir), "fw")
+        self.data = os.path.join(self.workdir, "data")
+        os.makedirs(self.data, exist_ok=True)
+        path = os.path.join(self.data, "settings.json")
+        if raw_settings is not None:
+            with open(path, "w") as f:
+                f.write(raw_settings)
+            self.token = None
+        else:
+            d = {"api_token": TOKEN, "link": dict(link or {})}
+            d.update(settings or {})
+            with open(path, "w") as f:
+                json.dump(d, f)
+            self.token = d.get("api_token")
+        self.port = run.free_port()
+        self.stdout_path = os.path.join(self.workdir, "stdout.log")
+        self.stderr_path = os.path.join(self.workdir, "stderr.log")
+        self._out = open(self.stdout_path, "wb")
+        self._err = open(self.stderr_path, "wb")
+        self.proc = run.start_firmware(micropath(), self.data, sim.ready, self.port, heap, stdout=self._out,
+                                       stderr=self._err, env=env)
+        run.wait_http(self.port, self.proc, timeout_s=30)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def request(self, method, path, body=None, headers=None, timeout_s=30):
+        """(HTTP status, decoded JSON or text)."""
+        req = urllib.request.Request(self.url(path), data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as r:
+                status, raw, ctype = r.status, r.read(), r.headers.get("Content-Type", "")
+        except urllib.error.HTTPError as e:
+            status, raw, ctype = e.code, e.read(), e.headers.get("Content-Type", "")
+        text = raw.decode()
+        return status, json.loads(text) if ctype.startswith("application/json") else text
+
+    def get_json(self, path):
+        status, doc = self.request("GET", path)
+        assert status == 200, (path, status, doc)
+        return doc
+
+    def post_json(self, path, obj, token=None, timeout_s=30):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        return self.request("POST", path, json.dumps(obj).encode(), headers, timeout_s)
+
+    def status(self):
+        return self.get_json("/api/status")
+
+    def wait_link(self, state, timeout_s=15, **link_fields):
+        def check():
+            doc = self.status()
+            link = doc["link"]
+            if link["state"] == state and all(link[k] == v for k, v in link_fields.items()):
+                return doc
+            return None
+
+        return wait_until(check, timeout_s, 0.1, "link %s %r" % (state, link_fields))
+
+    def output(self):
+        self._out.flush()
+        self._err.flush()
+        with open(self.stdout_path) as f:
+            out = f.read()
+        with open(self.stderr_path) as f:
+            return out, f.read()
+
+    def stop(self):
+        run.stop(self.proc)
+        self._out.close()
+        self._err.close()
+        return self.proc.returncode

@@ -1,0 +1,377 @@
+# End to end: the real firmware (firmware/ + lib/ compiled to .mpy, run by
+# the MicroPython unix port with a device-sized heap, hardware layer from
+# tools/hostrt) against the real BMS simulator (tools/bmssim.py), observed
+# through the firmware's HTTP API and the simulator's control port.
+# CPython only: processes, sockets, HTTP.
+import contextlib
+import os
+import time
+
+import pytest
+
+from fwproc import TOKEN, Firmware, wait_until
+from simproc import SimProcess
+
+# Short intervals so faults show and heal quickly (set in settings.json).
+FAST = {"poll_ms": 200, "stale_ms": 1000, "lost_ms": 10000, "passive_hold_ms": 3000}
+STALE_LIMIT_MS = 3000  # data older than this must never be presented as live
+
+
+def no_crash(fw):
+    out, err = fw.output()
+    health = fw.get_json("/api/health")
+    assert health["task_crashes"] == 0, (health, err)
+    assert "Traceback" not in out + err, out + err
+    return health
+
+
+@contextlib.contextmanager
+def bridge(tmp_path, sim_args=(), link=None, **fw_kw):
+    sim = SimProcess(*sim_args).start()
+    fw = None
+    try:
+        fw = Firmware(tmp_path, sim, link=FAST if link is None else link, **fw_kw)
+        yield sim, fw
+        no_crash(fw)
+    finally:
+        if fw is not None:
+            fw.stop()
+        sim.stop()
+
+
+def live_invariant(doc):
+    """A face never presents stale data as live."""
+    link = doc["link"]
+    if doc["live"]:
+        assert link["state"] == "ok"
+        assert 0 <= link["age_ms"] <= STALE_LIMIT_MS, link
+    return doc
+
+
+# -- soak: started first, checked last ---------------------------------------------------
+# The engine polls at most every 250 ms (POLL_MIN_MS), so 2000 link polls take
+# over 8 minutes: by default the soak runs SOAK_POLLS link polls (in parallel
+# with the other tests) and 2000 HTTP status polls; ANTBRIDGE_E2E_SOAK_POLLS=2000
+# runs the long version.
+SOAK_POLLS = int(os.environ.get("ANTBRIDGE_E2E_SOAK_POLLS") or 200)
+SOAK_HTTP_POLLS = 2000
+
+
+@pytest.fixture(scope="module")
+def soak(tmp_path_factory):
+    base = tmp_path_factory.mktemp("soak")
+    sim = SimProcess("--cells", "20", "--temps", "4", "--reply-latency-ms", "5", "--profile", "random").start()
+    fw = None
+    try:
+        fw = Firmware(base, sim, link={"poll_ms": 20, "quiet_ms": 5, "gap_ms": 10})
+        yield sim, fw
+    finally:
+        if fw is not None:
+            fw.stop()
+        sim.stop()
+
+
+def test_soak_started(soak):
+    sim, fw = soak
+    fw.wait_link("ok", protocol="new")
+
+
+# -- autodetection -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sim_args, protocol, baud",
+    [
+        (["--protocol", "new"], "new", 19200),
+        (["--protocol", "old"], "old", 19200),
+        (["--protocol", "both"], "new", 19200),  # NEW is tried first
+        (["--protocol", "new", "--baud", "9600"], "new", 9600),
+    ],
+    ids=["new", "old", "both", "9600-fallback"],
+)
+def test_autodetect(tmp_path, sim_args, protocol, baud):
+    with bridge(tmp_path, sim_args) as (sim, fw):
+        doc = fw.wait_link("ok", protocol=protocol, baud=baud)
+        assert doc["live"] is True
+        assert doc["link"]["line"] == "ok"
+        st = doc["status"]
+        state = sim.state()
+        assert st["cell_count"] == len(state["cells_mv"])
+        assert abs(st["soc_pct"] - state["soc_pct"]) <= 1
+        assert state["bridge_baud"] == baud  # the host UART told the simulator
+        assert state["requests"] > 0
+
+
+def test_status_page_and_events(tmp_path):
+    with bridge(tmp_path) as (sim, fw):
+        fw.wait_link("ok")
+        status, page = fw.request("GET", "/")
+        assert status == 200 and "http-equiv='refresh'" in page and "BMS link ok" in page
+        events = fw.get_json("/api/events")["events"]
+        assert any(e["kind"] == "boot" for e in events)
+        assert any(e.get("text") == "link lost -> ok" for e in events)
+        sim.control("vcc 0")
+        fw.wait_link("stale")
+        status, page = fw.request("GET", "/")
+        assert "BMS link STALE" in page and "class='old'" in page
+
+
+def test_status_long_poll_wakes_on_change(tmp_path):
+    with bridge(tmp_path) as (sim, fw):
+        fw.wait_link("ok")
+        gen = fw.status()["generation"]
+        doc = fw.get_json("/api/status?since=%d&wait_ms=20000" % gen)
+        assert doc["generation"] != gen  # answered once the link task announced a change
+        assert doc["live"] and doc["link"]["state"] == "ok"
+
+
+# -- faults ---------------------------------------------------------------------------
+
+
+def _recovers_within_two_polls(sim, fw):
+    """Clear the faults; the link must be ok again within 2 poll intervals,
+    counted in the firmware's own polls (no wall-clock assertion)."""
+    sim.control("fault clear")
+    polls_at_clear = fw.status()["link"]["stats"]["polls"]
+    doc = fw.wait_link("ok", timeout_s=10)
+    frames = doc["link"]["stats"]["frames_ok"]
+    doc = wait_until(lambda: (lambda d: d if d["link"]["stats"]["frames_ok"] > frames else None)(fw.status()), 5)
+    assert doc["live"]
+    # +1: the poll already in flight when the fault ended.
+    assert doc["link"]["stats"]["polls"] - polls_at_clear <= 3, doc["link"]["stats"]
+
+
+@pytest.mark.parametrize(
+    "fault, value, evidence",
+    [
+        ("drop", "0.6", lambda s: s["timeouts"]),
+        ("delay", "700", lambda s: s["timeouts"]),  # beyond the reply timeout
+        ("truncate", "0.6", lambda s: s["timeouts"]),
+        ("flip", "0.6", lambda s: s["checksum_errors"] + s["bytes_dropped"]),
+        ("garbage", "0.8", lambda s: s["bytes_dropped"]),
+    ],
+)
+def test_line_fault_then_recovery(tmp_path, fault, value, evidence):
+    with bridge(tmp_path) as (sim, fw):
+        doc = fw.wait_link("ok")
+        before = evidence(doc["link"]["stats"])
+        assert sim.control("fault %s %s" % (fault, value))["ok"]
+        wait_until(lambda: evidence(live_invariant(fw.status())["link"]["stats"]) > before, 10, 0.1, fault + " observed")
+        end = time.monotonic() + 2
+        while time.monotonic() < end:
+            live_invariant(fw.status())
+            time.sleep(0.1)
+        _recovers_within_two_polls(sim, fw)
+
+
+def test_silent_bms_flagged_stale_then_recovers(tmp_path):
+    with bridge(tmp_path) as (sim, fw):
+        fw.wait_link("ok")
+        assert sim.control("fault silent 3")["ok"]
+        docs = []
+
+        def stale():
+            doc = live_invariant(fw.status())
+            docs.append(doc)
+            return doc if not doc["live"] else None
+
+        doc = wait_until(stale, 5, 0.1, "stale")
+        assert doc["link"]["state"] == "stale"
+        assert doc["status"]["pack_voltage_v"] is not None  # the last values stay, flagged old
+        assert all(d["link"]["age_ms"] <= STALE_LIMIT_MS for d in docs if d["live"])
+        fw.wait_link("ok", timeout_s=10)
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def test_commands_change_the_bms(tmp_path):
+    with bridge(tmp_path) as (sim, fw):
+        fw.wait_link("ok")
+        status, reply = fw.post_json("/api/command", {"command": "charge-off"}, TOKEN)
+        assert status == 200 and reply["ok"] is True, reply
+        state = sim.state()
+        assert "charge-off" in state["commands"]
+        assert state["charge_mos"] != 1
+        assert fw.status()["status"]["charge_mos"]["on"] is False
+        status, reply = fw.post_json("/api/command", {"command": "charge-on"}, TOKEN)
+        assert reply["ok"] is True, reply
+        assert sim.state()["charge_mos"] == 1
+
+
+def test_command_refused_without_password(tmp_path):
+    with bridge(tmp_path, ["--password", "SECRET1"], link=dict(FAST, command_timeout_ms=4000)) as (sim, fw):
+        fw.wait_link("ok")
+        status, reply = fw.post_json("/api/command", {"command": "discharge-off"}, TOKEN)
+        assert status == 200 and reply["ok"] is False
+        assert "password" in reply["reason"] or "permission" in reply["reason"], reply
+        state = sim.state()
+        assert state["rejected"] >= 1 and "discharge-off" not in state["commands"]
+        assert state["discharge_mos"] == 1
+
+
+def test_command_with_configured_password(tmp_path):
+    link = dict(FAST, password="SECRET1")
+    with bridge(tmp_path, ["--password", "SECRET1", "--protocol", "old"], link=link) as (sim, fw):
+        fw.wait_link("ok", protocol="old")
+        status, reply = fw.post_json("/api/command", {"command": "discharge-off"}, TOKEN)
+        assert reply["ok"] is True, reply
+        assert "discharge-off" in sim.state()["commands"]
+
+
+# -- a display on the same port -------------------------------------------------------------
+
+
+def test_display_detected_passive_without_collisions(tmp_path):
+    with bridge(tmp_path, ["--faults", "display=1000"]) as (sim, fw):
+        doc = wait_until(lambda: (lambda d: d if d["link"]["passive"] and d["live"] else None)(fw.status()), 15, 0.1, "passive")
+        assert doc["link"]["line"] in ("foreign", "ok")
+        frames = doc["link"]["stats"]["frames_ok"]
+        wait_until(lambda: fw.status()["link"]["stats"]["frames_ok"] >= frames + 4, 10, 0.1, "display's replies decoded")
+        status, reply = fw.post_json("/api/command", {"command": "charge-off"}, TOKEN)
+        assert reply["ok"] is True, reply
+        state = sim.state()
+        assert state["collisions"] == 0
+        assert "charge-off" in state["commands"]
+        assert fw.status()["link"]["passive"] is True
+
+
+# -- wiring faults get their hints -------------------------------------------------------------
+
+
+def test_unpowered_ttl_port_gets_silent_hint(tmp_path):
+    with bridge(tmp_path) as (sim, fw):
+        fw.wait_link("ok")
+        sim.control("vcc 0")
+        doc = wait_until(lambda: (lambda d: d if d["link"]["line"] == "silent" else None)(fw.status()), 10, 0.1, "silent")
+        assert doc["live"] is False
+        assert "VCC" in doc["link"]["hint"]
+
+
+def test_wrong_baud_gets_noise_hint(tmp_path):
+    # The bridge pinned to 9600 while the BMS talks 19200; a display keeps the
+    # BMS talking, so garbled bytes arrive but never a frame.
+    link = dict(FAST, baud=9600, protocol="new")
+    with bridge(tmp_path, ["--faults", "display=300"], link=link) as (sim, fw):
+        doc = wait_until(lambda: (lambda d: d if d["link"]["line"] == "noise" else None)(fw.status()), 15, 0.1, "noise")
+        assert doc["live"] is False and doc["link"]["age_ms"] == -1
+        assert "baud" in doc["link"]["hint"]
+        assert sim.state()["bridge_baud"] == 9600
+
+
+def test_sleeping_bms_reported_asleep(tmp_path):
+    with bridge(tmp_path, link=dict(FAST, lost_ms=2000)) as (sim, fw):
+        fw.wait_link("ok")
+        assert sim.control("sleep")["ok"]
+        doc = fw.wait_link("asleep", timeout_s=10)
+        assert doc["live"] is False
+        sim.control("wake")
+        fw.wait_link("ok", timeout_s=10)
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+
+def test_http_control_needs_token_and_valid_json(tmp_path):
+    with bridge(tmp_path) as (sim, fw):
+        status, reply = fw.post_json("/api/command", {"command": "charge-off"})
+        assert status == 401 and reply["ok"] is False
+        status, reply = fw.post_json("/api/command", {"command": "charge-off"}, "wrong-token-0123456789")
+        assert status == 401
+        headers = {"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}
+        status, reply = fw.request("POST", "/api/command", b'{"command": ', headers)
+        assert status == 400 and "JSON" in reply["reason"]
+        status, reply = fw.request("POST", "/api/command", b'["charge-off"]', headers)
+        assert status == 400
+        status, reply = fw.post_json("/api/command", {"command": "self-destruct"}, TOKEN)
+        assert status == 400 and "unknown command" in reply["reason"]
+        status, _ = fw.request("POST", "/api/command", b"x" * 4096, headers)
+        assert status == 413
+        assert "charge-off" not in sim.state()["commands"]
+
+
+def test_corrupt_settings_fall_back_to_defaults(tmp_path):
+    with bridge(tmp_path, raw_settings="{not json") as (sim, fw):
+        health = no_crash(fw)
+        assert "not valid JSON" in health["settings_error"]
+        fw.wait_link("ok")
+        status, reply = fw.post_json("/api/command", {"command": "charge-off"}, TOKEN)
+        assert status == 403  # no token configured: control disabled
+
+
+def test_crashed_task_is_logged_and_restarted(tmp_path):
+    sim = SimProcess().start()
+    try:
+        fw = Firmware(tmp_path, sim, link=FAST, env={"ANTBRIDGE_UART_FAIL_AT": "50"})
+    except BaseException:
+        sim.stop()
+        raise
+    try:
+        health = wait_until(lambda: (lambda h: h if h["task_crashes"] else None)(fw.get_json("/api/health")), 10, 0.1, "crash")
+        assert health["task_restarts"]["link"] == 1 and "injected UART failure" in health["last_crash"]
+        frames = fw.status()["link"]["stats"]["frames_ok"]
+        wait_until(lambda: fw.status()["link"]["stats"]["frames_ok"] > frames, 10, 0.1, "link running again")
+        assert fw.status()["live"]
+        out, err = fw.output()
+        assert "task link crashed" in err and "Traceback" in err
+    finally:
+        fw.stop()
+        sim.stop()
+
+
+# -- settings.json (firmware/settings.py under CPython) -------------------------------------
+
+
+def _settings_module():
+    import sys
+
+    firmware = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
+    if firmware not in sys.path:
+        sys.path.append(firmware)  # after lib/ and tools/: firmware/http.py must not shadow CPython's http
+    import settings
+
+    return settings
+
+
+def test_settings_defaults_errors_and_atomic_save(tmp_path):
+    settings = _settings_module()
+    root = str(tmp_path) + "/"
+    s = settings.load(root)
+    assert not s.found and s.error is None and s.link.poll_ms == 1000 and s.api_token == ""
+    (tmp_path / "settings.json").write_text('{"link": {"poll_ms": 5}}')
+    s = settings.load(root)
+    assert s.found and s.error == "settings.json: link.poll_ms: must be >= 10; using defaults"
+    assert s.link.poll_ms == 1000
+    (tmp_path / "settings.json").write_text('{"lnk": {}}')
+    assert "lnk: unknown key" in settings.load(root).error
+    settings.save(root, {"api_token": "t0k", "link": {"poll_ms": 500, "protocol": "old", "password": "1234"}})
+    s = settings.load(root)
+    assert s.error is None and s.api_token == "t0k" and s.link.poll_ms == 500
+    assert s.link.protocol == 1 and s.link.password == "1234"
+    assert sorted(os.listdir(tmp_path)) == ["settings.json"]  # no temporary file left behind
+    with pytest.raises(ValueError):
+        settings.save(root, {"link": {"baud": 4800}})
+    assert settings.load(root).link.poll_ms == 500  # the invalid save changed nothing
+
+
+# -- last: the soak's heap ---------------------------------------------------------------------
+
+
+def test_heap_does_not_grow_over_2000_polls(soak):
+    sim, fw = soak
+    start = fw.wait_link("ok")["link"]["stats"]["polls"]
+    for _ in range(20):  # warm up: every response path allocated once
+        fw.status()
+    first = fw.get_json("/api/health")
+    for _ in range(SOAK_HTTP_POLLS):
+        live_invariant(fw.status())
+    doc = wait_until(
+        lambda: (lambda d: d if d["link"]["stats"]["polls"] - start >= SOAK_POLLS else None)(fw.status()),
+        SOAK_POLLS * 0.5 + 60, 0.5, "%d link polls" % SOAK_POLLS,
+    )
+    assert doc["live"]
+    last = no_crash(fw)
+    # Retained heap after a full collection: allow one KB for the HTTP
+    # server's buffers, nothing proportional to the polls.
+    assert last["heap_free"] >= first["heap_free"] - 1024, (first, last)
+    assert last["pooled_bodies"]["pooled"] >= SOAK_HTTP_POLLS

@@ -1,0 +1,294 @@
+# The host runtime's hardware layer: the same API as firmware/hw.py, run by
+# the MicroPython unix port against the BMS simulator (tools/bmssim.py), so
+# the firmware above it runs unchanged on a PC.
+#
+#   UART     a non-blocking TCP connection to the simulator's BMS port
+#            (ANTBRIDGE_UART=tcp:HOST:PORT), reconnecting when it drops;
+#            set_baud() also tells the simulator (`bridge_baud N`), so a
+#            mismatch garbles the bytes as on a real wire
+#   pins     an in-memory table (pins()); ACC and the supply enable are
+#            forwarded to the simulator's control port (`acc 0/1`, `vcc 0/1`,
+#            ANTBRIDGE_SIM_CONTROL=HOST:PORT)
+#   storage  a directory (ANTBRIDGE_DATA)
+#   reset()  exits the process with EXIT_RESET
+import json
+import os
+import socket
+import sys
+import time
+
+import boardinfo
+from ticks import ticks_add, ticks_diff
+
+DEFAULT_BOARD = "host"  # boards/host.json
+EXIT_RESET = 75
+_TICKS_MASK = 0x3FFFFFFF
+_RECONNECT_MS = 300
+
+_board = None
+_pins = {}  # name -> 1 asserted / 0 not
+_FORWARDED = {"acc": "acc", "supply_enable": "vcc"}
+
+
+def _env(name, default=None):
+    v = os.getenv(name)
+    return v if v else default
+
+
+def storage_root():
+    root = _env("ANTBRIDGE_DATA", "/tmp/antbridge-data")
+    if not root.endswith("/"):
+        root += "/"
+    return root
+
+
+def ticks_ms():
+    # The ESP32's time.ticks_ms() wraps at 2**30; make the host do the same.
+    return time.ticks_ms() & _TICKS_MASK  # pyright: ignore
+
+
+def reset():
+    print("hw: reset requested, exiting with", EXIT_RESET)
+    sys.exit(EXIT_RESET)
+
+
+def http_host():
+    return _env("ANTBRIDGE_HTTP_HOST", "127.0.0.1")
+
+
+def http_port(configured):
+    """The runner's port (ANTBRIDGE_HTTP_PORT) wins over settings.json."""
+    port = _env("ANTBRIDGE_HTTP_PORT")
+    return int(port) if port else configured
+
+
+def _addr(spec):
+    host, port = spec.rsplit(":", 1)
+    return socket.getaddrinfo(host, int(port))[0][-1]
+
+
+# -- the simulator's control port --------------------------------------------------
+
+
+class _Control:
+    """A line client for the simulator's control port (blocking, short
+    timeout: the simulator is local and answers at once)."""
+
+    def __init__(self, spec):
+        self._spec = spec
+        self._sock = None
+
+    def send(self, line):
+        if not self._spec:
+            return None
+        for _ in range(2):  # one reconnect if the connection went stale
+            try:
+                if self._sock is None:
+                    s = socket.socket()
+                    s.settimeout(2)
+                    s.connect(_addr(self._spec))
+                    self._sock = s
+                self._sock.write((line + "\n").encode())
+                reply = self._sock.readline()
+                if reply:
+                    return json.loads(reply)
+            except OSError as e:
+                print("hw: simulator control:", line, "failed:", e)
+            self._close()
+        return None
+
+    def _close(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+
+
+_control = _Control(_env("ANTBRIDGE_SIM_CONTROL"))
+
+
+def control(line):
+    """Send one line to the simulator's control port (host only)."""
+    return _control.send(line)
+
+
+# -- board and pins ---------------------------------------------------------------------
+
+
+def board_name():
+    try:
+        with open(storage_root() + "settings.json") as f:
+            name = json.load(f).get("board")
+        if isinstance(name, str) and name:
+            return name
+    except Exception:
+        pass
+    return DEFAULT_BOARD
+
+
+def board():
+    """boards/<name>.json (ANTBRIDGE_BOARDS dir), validated by lib/board.py;
+    the default is boards/host.json."""
+    global _board
+    if _board is None:
+        _board = boardinfo.load(_env("ANTBRIDGE_BOARDS", "boards") + "/" + board_name() + ".json")
+    return _board
+
+
+def output_spec(name):
+    """The board's output for a role ("do1".."do3", "acc", "supply_enable",
+    "led"), or None when the board has none fitted."""
+    return board().outputs.get(name)
+
+
+def input_spec(name):
+    """The board's input for a role ("do1_sense".."do3_sense", "boot_button")."""
+    return board().inputs.get(name)
+
+
+def pins():
+    """The in-memory pin table: name -> 1 (asserted) / 0."""
+    return _pins
+
+
+class Output:
+    def __init__(self, name):
+        spec = output_spec(name)
+        if spec is None:
+            raise ValueError("board has no output " + name)
+        self.name = name
+        self.set(spec.boot)
+
+    def set(self, on):
+        on = 1 if on else 0
+        changed = _pins.get(self.name) != on
+        _pins[self.name] = on
+        fwd = _FORWARDED.get(self.name)
+        if fwd is not None and changed:
+            control(fwd + " " + str(on))
+
+    def value(self):
+        return _pins[self.name]
+
+
+class Input:
+    """Reads the pin table; tests or tools set pins()[name] (1 = asserted)."""
+
+    def __init__(self, name):
+        if input_spec(name) is None:
+            raise ValueError("board has no input " + name)
+        self.name = name
+        _pins.setdefault(name, 0)
+
+    def value(self):
+        return _pins[self.name]
+
+
+def boot_outputs():
+    for name in board().outputs:
+        Output(name)
+
+
+# -- UART over TCP ------------------------------------------------------------------------
+
+
+class InjectedFault(Exception):
+    pass
+
+
+class Uart:
+    def __init__(self, board_info, baud):
+        self._spec = _env("ANTBRIDGE_UART", "tcp:127.0.0.1:7000")[4:]
+        # Tests of the supervisor: raise once from the Nth readinto().
+        self._fail_at = int(_env("ANTBRIDGE_UART_FAIL_AT", "0"))
+        self._reads = 0
+        self._sock = None
+        self._next_try = -1  # ticks of the next connection attempt, -1 = now
+        self.baud = 0
+        self.connects = 0
+        self.set_baud(baud)
+
+    def set_baud(self, baud):
+        if baud != self.baud:
+            self.baud = baud
+            control("bridge_baud " + str(baud))
+            self._discard_input()
+
+    def _discard_input(self):
+        # A real UART re-initialised at a new rate loses what it held; here
+        # those bytes still sit in the socket, sent before the switch.
+        s = self._sock
+        if s is None:
+            return
+        scratch = bytearray(64)
+        try:
+            while s.readinto(scratch):
+                pass
+        except OSError:
+            self._drop()
+
+    def _connect(self):
+        now = ticks_ms()
+        if self._next_try >= 0 and ticks_diff(now, self._next_try) < 0:
+            return None  # retry later
+        self._next_try = ticks_add(now, _RECONNECT_MS)
+        try:
+            s = socket.socket()
+            s.settimeout(1)
+            s.connect(_addr(self._spec))
+            s.setblocking(False)
+        except OSError as e:
+            if self.connects == 0 or self._sock is not None:
+                print("hw: uart connect to", self._spec, "failed:", e)
+            return None
+        self._sock = s
+        self.connects += 1
+        return s
+
+    def _drop(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+
+    def write(self, buf):
+        s = self._sock or self._connect()
+        if s is None:
+            return  # like a UART with nothing attached: the bytes are gone
+        try:
+            s.write(buf)
+        except OSError:
+            self._drop()
+
+    def readinto(self, buf):
+        self._reads += 1
+        if self._reads == self._fail_at:
+            raise InjectedFault("injected UART failure (ANTBRIDGE_UART_FAIL_AT)")
+        s = self._sock or self._connect()
+        if s is None:
+            return 0
+        try:
+            n = s.readinto(buf)
+        except OSError:
+            self._drop()
+            return 0
+        if n is None:
+            return 0  # nothing waiting
+        if n == 0:
+            self._drop()  # the simulator closed the connection
+        return n
+
+
+# -- Wi-Fi: the host is always "connected" ------------------------------------------------
+
+
+def wifi_start(ssid, password):
+    return None
+
+
+def wifi_address():
+    return "127.0.0.1"

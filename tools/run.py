@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""`make run`: the whole firmware on this PC against the simulated BMS.
+
+Compiles lib/, firmware/, the host runtime (tools/hostrt) and microdot to
+.mpy in build/run/, starts the BMS simulator (tools/bmssim.py), then runs
+the firmware under the MicroPython unix port with a device-sized heap. The
+firmware's hardware layer is replaced by tools/hostrt/hw.py, whose UART is a
+TCP connection to the simulator. Ctrl-C stops both; so does either dying.
+"""
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "host_tests"))
+from mpbuild import MICROPYTHON, compile_file, compile_tree  # noqa: E402
+
+DEFAULT_HEAP = "224K"
+MICRODOT_MODULES = ("__init__", "microdot", "helpers")
+
+
+class RunError(Exception):
+    pass
+
+
+def microdot_source():
+    """The venv's microdot package (pinned in requirements.txt)."""
+    for base in sys.path + [os.path.join(ROOT, ".venv", "lib", "python3.11", "site-packages")]:
+        candidate = os.path.join(base, "microdot")
+        if os.path.isfile(os.path.join(candidate, "microdot.py")):
+            return candidate
+    import glob
+
+    found = glob.glob(os.path.join(ROOT, ".venv", "lib", "python3*", "site-packages", "microdot"))
+    if not found:
+        raise RunError("microdot is not installed in .venv (make setup)")
+    return found[0]
+
+
+def _remove_orphans(src_dir, out_dir):
+    """Delete .mpy files whose source is gone: a removed module must not
+    stay importable here while it is missing on the device."""
+    for dirpath, _dirs, files in os.walk(out_dir):
+        for name in files:
+            mpy = os.path.join(dirpath, name)
+            src = os.path.join(src_dir, os.path.relpath(mpy, out_dir))[:-4] + ".py"
+            if name.endswith(".mpy") and not os.path.exists(src):
+                os.remove(mpy)
+
+
+def build(out):
+    """Compile everything the firmware imports into out/; returns MICROPYPATH."""
+    failures = []
+    for top, sub in (("lib", "lib"), ("firmware", "firmware"), ("tools/hostrt", "hostrt")):
+        _remove_orphans(os.path.join(ROOT, top), os.path.join(out, sub))
+        failures += compile_tree(top, os.path.join(out, sub))
+    src = microdot_source()
+    for name in MICRODOT_MODULES:
+        dst = os.path.join(out, "pkgs", "microdot", name + ".mpy")
+        path = os.path.join(src, name + ".py")
+        if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(path):
+            result = compile_file(path, dst)
+            if result.returncode:
+                failures.append((path, result.stderr.strip()))
+    if failures:
+        raise RunError("mpy-cross failed:\n" + "\n".join("%s: %s" % f for f in failures))
+    # hostrt first: its hw.py shadows the ESP32 one.
+    return ":".join([".frozen"] + [os.path.join(out, d) for d in ("hostrt", "firmware", "lib", "pkgs")])
+
+
+def write_settings(data_dir, overrides=None):
+    """Create or update data_dir/settings.json (keeps the user's other keys;
+    a fresh file gets a random API token)."""
+    os.makedirs(data_dir, exist_ok=True)
+    path = os.path.join(data_dir, "settings.json")
+    settings = {}
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                settings = json.load(f)
+        except ValueError:
+            settings = {}
+    settings.setdefault("api_token", secrets.token_hex(16))
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(settings.get(key), dict):
+            settings[key].update(value)
+        else:
+            settings[key] = value
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(settings, f, indent=1)
+    os.replace(tmp, path)
+    return settings
+
+
+def _check_port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does: TIME_WAIT is fine
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise RunError("port %d is in use (another `make run`?): choose another with PORT=%d" % (port, port + 1))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_simulator(workdir, sim_args, stdout=None, stderr=None, timeout_s=15):
+    """Start tools/bmssim.py on free ports; returns (process, ready dict)."""
+    ready_file = os.path.join(workdir, "sim.json")
+    if os.path.exists(ready_file):
+        os.remove(ready_file)
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "bmssim.py"), "--tcp", "127.0.0.1:0",
+           "--control", "127.0.0.1:0", "--ready-file", ready_file] + list(sim_args)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=stdout, stderr=stderr)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RunError("the simulator exited with code %s" % proc.returncode)
+        try:
+            with open(ready_file) as f:
+                return proc, json.load(f)
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    proc.kill()
+    raise RunError("the simulator did not become ready within %d s" % timeout_s)
+
+
+def firmware_env(micropath, data_dir, sim_ready, http_port):
+    env = dict(os.environ)
+    env["ANTBRIDGE_HTTP_PORT"] = str(http_port)
+    env["MICROPYPATH"] = micropath
+    env["ANTBRIDGE_UART"] = "tcp:127.0.0.1:%d" % sim_ready["tcp"]
+    env["ANTBRIDGE_SIM_CONTROL"] = "127.0.0.1:%d" % sim_ready["control"]
+    env["ANTBRIDGE_DATA"] = data_dir
+    env["ANTBRIDGE_BOARDS"] = os.path.join(ROOT, "boards")
+    return env
+
+
+def start_firmware(micropath, data_dir, sim_ready, http_port, heap=DEFAULT_HEAP, stdout=None, stderr=None, env=None):
+    """boot.py then main.py, as the ESP32 runs them; `env` adds variables."""
+    cmd = [MICROPYTHON, "-X", "heapsize=" + heap, "-c", "import boot\nimport main"]
+    full_env = firmware_env(micropath, data_dir, sim_ready, http_port)
+    full_env.update(env or {})
+    return subprocess.Popen(cmd, cwd=data_dir, env=full_env, stdout=stdout, stderr=stderr)
+
+
+def wait_http(port, proc, timeout_s=20):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RunError("the firmware exited with code %s before serving HTTP" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RunError("the firmware did not serve HTTP on port %d within %d s" % (port, timeout_s))
+
+
+def stop(proc, timeout_s=5):
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--protocol", default="new", choices=("new", "old", "both"), help="the simulated BMS's protocol")
+    p.add_argument("--cells", type=int, default=16, help="cells in series (8-20)")
+    p.add_argument("--faults", default="", help='simulator faults, e.g. "drop=0.1,display=1000"')
+    p.add_argument("--port", type=int, default=8080, help="HTTP port of the firmware (default 8080)")
+    p.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap (default %s)" % DEFAULT_HEAP)
+    p.add_argument("--data", default=os.path.join(ROOT, "build", "run", "data"), help="the firmware's storage directory")
+    p.add_argument("--sim-arg", action="append", default=[], help="extra simulator argument, e.g. --sim-arg=--password=SECRET (repeatable)")
+    p.add_argument("--sim-log", action="store_true", help="show the simulator's log (control commands, connections)")
+    p.add_argument("--control", action="append", metavar="LINE",
+                   help="do not start anything: send LINE (e.g. 'fault silent 5') to the simulator of the "
+                        "running `make run` and print its reply (repeatable)")
+    return p.parse_args(argv)
+
+
+def control(out, lines):
+    """Send control lines to the simulator started by a running `make run`."""
+    try:
+        with open(os.path.join(out, "sim.json")) as f:
+            port = json.load(f)["control"]
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            stream = s.makefile("rw")
+            for line in lines:
+                stream.write(line + "\n")
+                stream.flush()
+                print(stream.readline().strip())
+    except (OSError, ValueError, KeyError) as e:
+        print("run: no running simulator (start `make run` first):", e, file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = os.path.join(ROOT, "build", "run")
+    if args.control:
+        return control(out, args.control)
+    sim = fw = None
+    try:
+        _check_port_free(args.port)
+        micropath = build(out)
+        write_settings(args.data)
+        sim_args = ["--protocol", args.protocol, "--cells", str(args.cells)]
+        if not args.sim_log:
+            sim_args.append("--quiet")
+        if args.faults:
+            sim_args += ["--faults", args.faults]
+        sim, ready = start_simulator(out, sim_args + args.sim_arg)
+        fw = start_firmware(micropath, args.data, ready, args.port, args.heap)
+        wait_http(args.port, fw)
+        base = "http://127.0.0.1:%d" % args.port
+        print()
+        print("antbridge firmware running (MicroPython unix port, heap %s) against the simulated BMS" % args.heap)
+        print("  dashboard:   %s/" % base)
+        print("  status:      %s/api/status" % base)
+        print("  events:      %s/api/events     health: %s/api/health" % (base, base))
+        print("  command:     curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{\"command\": \"charge-off\"}' %s/api/command" % base)
+        print("               (TOKEN = api_token in %s)" % os.path.join(args.data, "settings.json"))
+        print("  simulator:   .venv/bin/python tools/run.py --control 'fault silent 5'   (control port %d)" % ready["control"])
+        print("Ctrl-C stops both.")
+        sys.stdout.flush()
+        while True:
+            if fw.poll() is not None:
+                if fw.returncode == 0:  # Ctrl-C reached it first: a normal stop
+                    print("run: stopped")
+                    return 0
+                print("run: the firmware exited with code %s" % fw.returncode)
+                return 1
+            if sim.poll() is not None:
+                print("run: the simulator exited with code %s" % sim.returncode)
+                return 1
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("\nrun: stopping")
+        return 0
+    except RunError as e:
+        print("run:", e, file=sys.stderr)
+        return 1
+    finally:
+        stop(fw)
+        stop(sim)
+        if sim is not None and os.path.exists(os.path.join(out, "sim.json")):
+            os.remove(os.path.join(out, "sim.json"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
