@@ -376,6 +376,15 @@ def test_poll_interval_is_configurable_down_to_the_link_limit():
     h.run(5000)
     assert 18 <= engine.stats.polls - polls <= 21
     assert engine.stats.timeouts == 0 and h.collisions == 0
+    # A bench whose BMS answers fast may lower the floor (the fake BMS
+    # answers in 40 ms plus the frame): 10 polls a second instead of 4.
+    h, engine, model, _ = make(poll_ms=50, poll_floor_ms=100)
+    assert engine.poll_ms() == 100
+    h.run_until(lambda: model.link == LINK_OK, 2000)
+    polls = engine.stats.polls
+    h.run(5000)
+    assert 48 <= engine.stats.polls - polls <= 51
+    assert engine.stats.timeouts == 0
 
 
 def test_statistics_count_what_happened_on_the_line():

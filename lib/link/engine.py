@@ -3,9 +3,10 @@
 #
 #   engine.feed(rx, n, now_ms)          # whatever arrived
 #   engine.tick(now_ms)                 # time passed: timeouts, polls, states
+#   if engine.baud_changed:             # first: one tick may switch and poll
+#       reconfigure the UART at engine.baud; engine.baud_changed = False
 #   if engine.tx is not None:           # a frame is due on the wire
 #       uart.write(engine.tx); engine.sent(now_ms)
-#   if engine.baud_changed: reconfigure the UART at engine.baud
 #
 # It polls at the configured interval, autodetects the protocol (NEW first,
 # then OLD; 19200 then 9600) and only trusts verified frames; it keeps the
@@ -76,6 +77,10 @@ class LinkConfig:
 
     def __init__(self):
         self.poll_ms = 1000
+        # Never poll faster than this at 19200 (scaled up at 9600): the proven
+        # safe floor for real units. A bench whose BMS answers quickly (the
+        # simulator with a short latency) may go lower.
+        self.poll_floor_ms = POLL_MIN_MS
         self.reply_timeout_ms = 0  # 0 = derived from the baud rate
         self.stale_ms = 0  # 0 = max(2500, 2 * poll + timeout)
         self.lost_ms = 0  # 0 = max(10000, 5 * poll)
@@ -199,7 +204,9 @@ class LinkEngine:
     def poll_ms(self):
         """The poll interval in force: the configured one, but never faster
         than the link carries at the current baud rate."""
-        floor = POLL_MIN_MS if self.baud >= BAUD_DEFAULT else POLL_MIN_SLOW_MS
+        floor = self.config.poll_floor_ms
+        if self.baud < BAUD_DEFAULT:
+            floor = floor * POLL_MIN_SLOW_MS // POLL_MIN_MS
         poll = self.config.poll_ms
         return poll if poll > floor else floor
 

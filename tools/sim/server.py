@@ -67,6 +67,10 @@ class Server:
                     self._receive(data)
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # Shutting down. Ending normally also keeps Python 3.11's stream
+            # callback from printing a traceback for the cancelled handler.
+            pass
         finally:
             if self._bridge is writer:
                 self._bridge = None
@@ -174,6 +178,8 @@ class Server:
                 writer.write((json.dumps(reply) + "\n").encode())
                 await writer.drain()
         except (ConnectionError, OSError):
+            pass
+        except asyncio.CancelledError:  # shutting down (see _on_bridge)
             pass
         finally:
             writer.close()
