@@ -6,6 +6,12 @@
 #   GET  /api/events    the newest entries of the event log
 #   GET  /api/health    heap, uptime, task crashes, settings error
 #   POST /api/command   {"command": "charge-off"} with "Authorization: Bearer TOKEN"
+#   GET  /api/outputs   DO1-DO3: state, why, pins, sense (outputs.Outputs)
+#   POST /api/outputs   {"output": 0|"charger", "action": "on"|"off"|"auto"|"release"|
+#                       "reset"|"mode", "mode": ..., "expiry_s": n, "persist": bool}
+#   POST /api/acc/wake  pulse ACC now
+#   POST /api/flags     {"flag": n, "on": bool}: the rules' {"flag": n} inputs
+#   GET  /api/energy    kWh/Ah counters, power, time to empty/full
 #
 # Control needs the API token from settings.json (no token configured =
 # control disabled). Bodies are bounded; malformed input is a 400 with the
@@ -13,6 +19,7 @@
 import asyncio
 import json
 
+import schema
 from link.command import Command
 
 import hw
@@ -46,12 +53,45 @@ def _token_matches(header, token):
     return diff == 0
 
 
+def _check_token(ctx, request):
+    """None when the request may control the bridge, else the error response."""
+    token = ctx.settings.api_token
+    if not token:
+        return _error(403, "control is disabled: set api_token in settings.json")
+    if not _token_matches(request.headers.get("Authorization"), token):
+        return Response({"ok": False, "reason": "missing or wrong API token"}, 401, {"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def _control_request(ctx, request):
+    """(body, None) for an authorised request with a JSON object, else
+    ({}, error response)."""
+    denied = _check_token(ctx, request)
+    if denied is not None:
+        return {}, denied
+    try:
+        body = json.loads(request.body.decode())
+    except (ValueError, UnicodeError):
+        return {}, _error(400, "malformed JSON body")
+    if not isinstance(body, dict):
+        return {}, _error(400, "expected a JSON object")
+    return body, None
+
+
+def _bad(e):
+    return _error(400, e.path + ": " + e.reason)
+
+
 def create(ctx):
     app = Microdot()
 
+    @app.before_request
+    async def seen(request):
+        ctx.client_ms = hw.ticks_ms()  # a client is connected (the ACC keep-awake "client" mode)
+
     @app.get("/")
     async def index(request):
-        doc = statusview.status_doc(ctx.engine, hw.ticks_ms())
+        doc = statusview.status_doc(ctx, hw.ticks_ms())
         return PooledResponse(lambda out: page.render(doc, out), HTML)
 
     @app.get("/api/status")
@@ -68,7 +108,7 @@ def create(ctx):
                 await _wait_for(ctx.changed.wait(), min(max(wait_ms, 0), _MAX_WAIT_MS) / 1000)
             except asyncio.TimeoutError:
                 pass
-        return json_response(statusview.status_doc(ctx.engine, hw.ticks_ms()))
+        return json_response(statusview.status_doc(ctx, hw.ticks_ms()))
 
     @app.get("/api/events")
     async def events(request):
@@ -76,22 +116,78 @@ def create(ctx):
 
     @app.get("/api/health")
     async def health(request):
-        return json_response(statusview.health_doc(ctx.supervisor, ctx.settings))
+        return json_response(statusview.health_doc(ctx.supervisor, ctx.settings, ctx.store))
 
     @app.post("/api/command")
     async def command(request):
-        token = ctx.settings.api_token
-        if not token:
-            return _error(403, "control is disabled: set api_token in settings.json")
-        if not _token_matches(request.headers.get("Authorization"), token):
-            return Response({"ok": False, "reason": "missing or wrong API token"}, 401, {"WWW-Authenticate": "Bearer"})
-        try:
-            body = json.loads(request.body.decode())
-        except (ValueError, UnicodeError):
-            return _error(400, "malformed JSON body")
-        if not isinstance(body, dict) or not isinstance(body.get("command"), str):
+        body, err = _control_request(ctx, request)
+        if err is not None:
+            return err
+        if not isinstance(body.get("command"), str):
             return _error(400, 'expected {"command": NAME}')
         return await run_command(ctx, body["command"])
+
+    @app.get("/api/outputs")
+    async def outputs_get(request):
+        now = hw.ticks_ms()
+        return json_response({"outputs": ctx.outputs.describe_all(now), "flags": list(ctx.flags)})
+
+    @app.post("/api/outputs")
+    async def outputs_post(request):
+        body, err = _control_request(ctx, request)
+        if err is not None:
+            return err
+        outs = ctx.outputs
+        try:
+            schema.obj(body, "", ("output", "action", "mode", "expiry_s", "persist"))
+            if "output" not in body:
+                raise schema.ConfigError("output", "required")
+            action = schema.string(body, "action", "", None, ("on", "off", "auto", "release", "reset", "mode"))
+            mode = schema.string(body, "mode", "", "", ("off", "on", "auto"))
+            if action == "mode" and not mode:
+                raise schema.ConfigError("mode", "required with action mode")
+            expiry = schema.number(body, "expiry_s", "", 0.0, 0.0, 259200.0)
+            persist = schema.boolean(body, "persist", "", False)
+        except schema.ConfigError as e:
+            return _bad(e)
+        try:
+            i = outs.index(body["output"])
+        except ValueError as e:
+            return _error(400, str(e))
+        now = hw.ticks_ms()
+        try:
+            outs.command(i, action, mode, expiry or None, persist, now)
+        except ValueError as e:
+            return _error(400, str(e))
+        return json_response({"ok": True, "output": outs.describe(i, now)})
+
+    @app.post("/api/acc/wake")
+    async def acc_wake(request):
+        denied = _check_token(ctx, request)
+        if denied is not None:
+            return denied
+        now = hw.ticks_ms()
+        ctx.acc.wake(now)
+        return json_response({"ok": True, "acc": ctx.acc.acc.describe(now)})
+
+    @app.post("/api/flags")
+    async def flags(request):
+        body, err = _control_request(ctx, request)
+        if err is not None:
+            return err
+        try:
+            schema.obj(body, "", ("flag", "on"))
+            n = schema.integer(body, "flag", "", None, 0, len(ctx.flags) - 1)
+            on = schema.boolean(body, "on", "", None)
+        except schema.ConfigError as e:
+            return _bad(e)
+        ctx.flags[n] = 1 if on else 0
+        ctx.outputs.step(hw.ticks_ms())
+        return json_response({"ok": True, "flags": list(ctx.flags)})
+
+    @app.get("/api/energy")
+    async def energy(request):
+        return json_response(ctx.outputs.energy.describe())
 
     return app
 

@@ -31,6 +31,17 @@ def reset():
     machine.reset()
 
 
+# The port's epoch is 2000-01-01 on the ESP32 (1970 on others).
+_EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
+_CLOCK_VALID_S = 1704067200  # 2024-01-01: anything earlier is an unset RTC
+
+
+def epoch_s():
+    """Unix time in s (UTC) once the clock was set (NTP), else 0."""
+    t = time.time() + _EPOCH_OFFSET
+    return t if t >= _CLOCK_VALID_S else 0
+
+
 # -- board ---------------------------------------------------------------------
 # boards/<name>.json, validated by lib/board.py (no other file names a pin).
 # The board is named by settings.json's "board" key.

@@ -1,3 +1,17 @@
-import app
+# Settings first, while the heap is nearly empty: validating the outputs
+# compiles the rules (a large, short-lived allocation). The settings module
+# itself is unloaded after: its parser is needed once per boot. Then the
+# firmware.
+import gc
+import sys
 
-app.main()
+import hw
+import settings
+
+s = settings.boot_load(hw.storage_root())
+del settings
+sys.modules.pop("settings", None)
+gc.collect()
+import app  # noqa: E402
+
+app.main(s)

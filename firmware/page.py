@@ -25,6 +25,33 @@ def _row(out, label, value):
     out.write("</td></tr>")
 
 
+def _hours(s):
+    if s is None or s < 0:
+        return "-"
+    return str(s // 3600) + " h " + str(s % 3600 // 60) + " min"
+
+
+def _control(out, doc):
+    """DO1-DO3 with the reason, ACC, energy: one compact table."""
+    outs = doc.get("outputs")
+    if outs is None:
+        return
+    out.write("<h3>Outputs</h3><table>")
+    for i in range(len(outs)):
+        o = outs[i]
+        text = o["state"].upper() + " &ndash; " + o["reason"] + " (" + o["held_by"] + ")"
+        if o["sense_alarm"]:
+            text += " <b>SENSE ALARM</b>"
+        _row(out, "DO" + str(i + 1) + " " + o["name"].replace("<", "&lt;"), text)
+    acc = doc.get("acc")
+    if acc is not None:
+        _row(out, "ACC", acc["state"] + (", asserted" if acc["acc"] else "") + ("" if acc["supply"] else ", supply off"))
+    e = doc["energy"]
+    _row(out, "Energy in / out", str(e["charged_kwh"]) + " / " + str(e["discharged_kwh"]) + " kWh")
+    _row(out, "Time to empty / full", _hours(e["time_to_empty_s"]) + " / " + _hours(e["time_to_full_s"]))
+    out.write("</table>")
+
+
 def render(doc, out, refresh_s=2):
     link = doc["link"]
     st = doc["status"]
@@ -64,5 +91,7 @@ def render(doc, out, refresh_s=2):
             out.write(_fmt(temps[i], "&deg;C") if i == 0 else ", " + _fmt(temps[i], "&deg;C"))
     else:
         out.write("-")
-    out.write("</td></tr></table><p><a href='/api/status'>/api/status</a> &middot; ")
+    out.write("</td></tr></table>")
+    _control(out, doc)
+    out.write("<p><a href='/api/status'>/api/status</a> &middot; <a href='/api/outputs'>/api/outputs</a> &middot; ")
     out.write("<a href='/api/events'>/api/events</a> &middot; <a href='/api/health'>/api/health</a></p></body></html>")

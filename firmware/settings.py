@@ -4,17 +4,24 @@
 # `Settings.error` for the log and the faces, and the file left untouched so
 # the user can fix it. Writes are atomic (temporary file + rename), so a
 # power cut never leaves half a file.
+import gc
 import json
 import os
+import sys
 
 import schema
 from link.engine import LinkConfig
 
 FILE = "settings.json"
+FLAGS = 8  # API flags ({"flag": n} conditions, POST /api/flags)
 PROTOCOLS = ("auto", "old", "new")  # index = PROTOCOL_* (0 = auto)
-_TOP_KEYS = ("board", "api_token", "http_port", "wifi", "link")
+_TOP_KEYS = ("board", "api_token", "http_port", "wifi", "link", "outputs", "acc", "energy", "sense_check_s")
+# A fresh bridge switches nothing until its outputs are configured.
+DEFAULT_OUTPUTS = {"outputs": [{"name": "do1", "mode": "off"}, {"name": "do2", "mode": "off"},
+                               {"name": "do3", "mode": "off"}]}
 _LINK_KEYS = (
     "poll_ms",
+    "poll_floor_ms",
     "reply_timeout_ms",
     "stale_ms",
     "lost_ms",
@@ -42,6 +49,14 @@ class Settings:
         self.wifi_ssid = ""
         self.wifi_password = ""
         self.link = LinkConfig()
+        self.outputs = DEFAULT_OUTPUTS  # the rules config (lib/rules format)
+        self.program: object = None  # outputs compiled (rules.program.Program); None = compile DEFAULT_OUTPUTS
+        self.acc: object = None  # acc.AccConfig; None = defaults
+        self.acc_rule_output = ""  # a rules output whose state is ACC's rule flag ("" = none)
+        self.acc_rule_flag = -1  # or an API flag (-1 = none)
+        self.energy: object = None  # energy.EnergyConfig; None = defaults
+        self.flag_count = FLAGS
+        self.sense_check_s = 2.0  # sense input disagreeing with its output this long = alarm (0 = off)
         self.error: str | None = None  # why the file was not used (None = it was, or there is none)
         self.found = False  # a settings file existed
 
@@ -50,6 +65,7 @@ def _link(d, path):
     schema.obj(d, path, _LINK_KEYS)
     c = LinkConfig()
     c.poll_ms = schema.integer(d, "poll_ms", path, c.poll_ms, 10, 600000)
+    c.poll_floor_ms = schema.integer(d, "poll_floor_ms", path, 250, 50, 5000)
     c.reply_timeout_ms = schema.integer(d, "reply_timeout_ms", path, c.reply_timeout_ms, 0, 10000)
     c.stale_ms = schema.integer(d, "stale_ms", path, c.stale_ms, 0, 3600000)
     c.lost_ms = schema.integer(d, "lost_ms", path, c.lost_ms, 0, 3600000)
@@ -72,6 +88,37 @@ def _link(d, path):
     return c
 
 
+def compile_outputs(d):
+    """Validate a rules config by compiling it: the Program, or
+    schema.ConfigError(path, reason). The compiler (~10 KB of code) is
+    unloaded again: it runs once per boot or config change."""
+    import rules.compile as rules_compile  # noqa: E402
+
+    try:
+        return rules_compile.compile_program(d)
+    except schema.ConfigError as e:
+        raise schema.ConfigError(schema.join("outputs", e.path) if e.path else "outputs", e.reason)
+    finally:
+        del rules_compile
+        sys.modules.pop("rules.compile", None)
+        pkg = sys.modules.get("rules")
+        if pkg is not None and "compile" in pkg.__dict__:
+            delattr(pkg, "compile")
+        gc.collect()
+
+
+def _acc(d, s):
+    import acc
+
+    d = dict(schema.obj(d, "acc", ("wake", "keep_awake", "supply", "rule_output", "rule_flag")))
+    s.acc_rule_output = schema.string(d, "rule_output", "acc", "", max_len=24)
+    s.acc_rule_flag = schema.integer(d, "rule_flag", "acc", -1, -1, FLAGS - 1)
+    d.pop("rule_output", None)
+    d.pop("rule_flag", None)
+    s.acc = acc.AccConfig(d, "acc")
+
+
+
 def parse(d):
     """A Settings from a decoded settings.json; raises schema.ConfigError."""
     schema.obj(d, "", _TOP_KEYS)
@@ -83,7 +130,27 @@ def parse(d):
     s.wifi_ssid = schema.string(wifi, "ssid", "wifi", "", max_len=32)
     s.wifi_password = schema.string(wifi, "password", "wifi", "", max_len=64)
     s.link = _link(d.get("link", {}), "link")
+    s.sense_check_s = schema.number(d, "sense_check_s", "", s.sense_check_s, 0.0, 600.0)
+    if "acc" in d:
+        _acc(d["acc"], s)
+    if "energy" in d:
+        import energy
+
+        s.energy = energy.EnergyConfig(d["energy"], "energy")
+    if "outputs" in d:  # last: the biggest check
+        s.program = compile_outputs(d["outputs"])
+        s.outputs = d["outputs"]
+    if s.acc_rule_output and s.acc_rule_output not in _names(s.outputs):
+        raise schema.ConfigError("acc.rule_output", "no output named " + s.acc_rule_output)
     return s
+
+
+def _names(rules):
+    names = []
+    outs = rules.get("outputs", [])
+    for i in range(len(outs)):
+        names.append(outs[i].get("name", "do" + str(i + 1)))
+    return names
 
 
 def load(root):
@@ -101,12 +168,51 @@ def load(root):
         s.found = True
         s.error = FILE + ": not valid JSON; using defaults"
         return s
-    try:
-        s = parse(d)
-    except schema.ConfigError as e:
-        s = Settings()
-        s.error = FILE + ": " + e.path + ": " + e.reason + "; using defaults"
+    s, error = _parse_sections(d)
+    s.error = error
     s.found = True
+    return s
+
+
+def _parse_sections(d):
+    """(Settings, error or None). A bad outputs/acc/energy section falls
+    back to that section's defaults alone (the rest of the file, the API
+    token included, still applies); any other error means all defaults."""
+    errors = []
+    if isinstance(d, dict):
+        d = dict(d)
+    for _ in range(len(_SECTIONS) + 1):
+        try:
+            s = parse(d)
+            break
+        except schema.ConfigError as e:
+            section = e.path.split(".")[0].split("[")[0]
+            if section in _SECTIONS and isinstance(d, dict) and section in d:
+                errors.append(FILE + ": " + e.path + ": " + e.reason + "; section " + section + " uses its defaults")
+                d.pop(section)
+                continue
+            errors.append(FILE + ": " + e.path + ": " + e.reason + "; using defaults")
+            s = Settings()
+            break
+    else:
+        s = Settings()
+    return s, "; ".join(errors) if errors else None
+
+
+_SECTIONS = ("outputs", "acc", "energy")
+
+
+def boot_load(root):
+    """load() plus the outputs compiled (the compiler is the biggest
+    transient allocation of a boot: main.py calls this first, before the
+    firmware's other modules take the heap)."""
+    s = load(root)
+    if s.error:
+        print("settings: ERROR", s.error)
+    elif not s.found:
+        print("settings: no", FILE, "- using defaults")
+    if s.program is None:
+        s.program = compile_outputs(s.outputs)
     return s
 
 

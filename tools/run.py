@@ -21,7 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 from mpbuild import MICROPYTHON, compile_file, compile_tree  # noqa: E402
 
-DEFAULT_HEAP = "224K"
+# 224K until local control (rules engine, ACC, energy: ~83 KB more in steady
+# state on this 64-bit port, a third of it interned strings) came in.
+DEFAULT_HEAP = "288K"
 MICRODOT_MODULES = ("__init__", "microdot", "helpers")
 
 
@@ -74,9 +76,22 @@ def build(out):
     return ":".join([".frozen"] + [os.path.join(out, d) for d in ("hostrt", "firmware", "lib", "pkgs")])
 
 
+def demo_outputs():
+    """The rules a fresh `make run` starts with, so the outputs visibly act:
+    DO1 the charger preset (SOC window + high-cell cut-off), DO2 off, DO3
+    the alarm preset (normally energised, drops on a protection, stale data
+    or a lost link). A real bridge's default is all three off."""
+    sys.path.insert(0, os.path.join(ROOT, "lib"))
+    from rules import presets
+
+    charger = presets.get("charger")["outputs"][0]
+    alarm = presets.get("alarm")["outputs"][0]
+    return {"outputs": [charger, {"name": "do2", "mode": "off"}, alarm]}
+
+
 def write_settings(data_dir, overrides=None):
     """Create or update data_dir/settings.json (keeps the user's other keys;
-    a fresh file gets a random API token)."""
+    a fresh file gets a random API token and the demo outputs)."""
     os.makedirs(data_dir, exist_ok=True)
     path = os.path.join(data_dir, "settings.json")
     settings = {}
@@ -86,6 +101,8 @@ def write_settings(data_dir, overrides=None):
                 settings = json.load(f)
         except ValueError:
             settings = {}
+    else:
+        settings["outputs"] = demo_outputs()
     settings.setdefault("api_token", secrets.token_hex(16))
     for key, value in (overrides or {}).items():
         if isinstance(value, dict) and isinstance(settings.get(key), dict):
@@ -182,6 +199,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--protocol", default="new", choices=("new", "old", "both"), help="the simulated BMS's protocol")
     p.add_argument("--cells", type=int, default=16, help="cells in series (8-20)")
+    p.add_argument("--idle-sleep-s", type=float, default=120, help="simulated BMS sleeps after this many idle s (0 = never)")
     p.add_argument("--faults", default="", help='simulator faults, e.g. "drop=0.1,display=1000"')
     p.add_argument("--port", type=int, default=8080, help="HTTP port of the firmware (default 8080)")
     p.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap (default %s)" % DEFAULT_HEAP)
@@ -221,7 +239,9 @@ def main(argv=None):
         _check_port_free(args.port)
         micropath = build(out)
         write_settings(args.data)
-        sim_args = ["--protocol", args.protocol, "--cells", str(args.cells)]
+        # The simulated BMS falls asleep after 2 idle minutes, as real ones
+        # do: the bridge's ACC wake policy brings it back (watch /api/status).
+        sim_args = ["--protocol", args.protocol, "--cells", str(args.cells), "--idle-sleep-s", str(args.idle_sleep_s)]
         if not args.sim_log:
             sim_args.append("--quiet")
         if args.faults:
@@ -237,7 +257,10 @@ def main(argv=None):
         print("  events:      %s/api/events     health: %s/api/health" % (base, base))
         print("  command:     curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{\"command\": \"charge-off\"}' %s/api/command" % base)
         print("               (TOKEN = api_token in %s)" % os.path.join(args.data, "settings.json"))
+        print("  outputs:     %s/api/outputs    energy: %s/api/energy" % (base, base))
+        print("  override:    curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{\"output\": 1, \"action\": \"on\", \"expiry_s\": 60}' %s/api/outputs" % base)
         print("  simulator:   .venv/bin/python tools/run.py --control 'fault silent 5'   (control port %d)" % ready["control"])
+        print("               e.g. --control 'cell 3 3600' trips DO1's charger cut-off; --control sleep: ACC wakes it")
         print("Ctrl-C stops both.")
         sys.stdout.flush()
         while True:

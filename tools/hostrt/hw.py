@@ -47,6 +47,11 @@ def ticks_ms():
     return time.ticks_ms() & _TICKS_MASK  # pyright: ignore
 
 
+def epoch_s():
+    """Unix time in s (UTC); the host's clock is always set."""
+    return int(time.time())
+
+
 def reset():
     print("hw: reset requested, exiting with", EXIT_RESET)
     sys.exit(EXIT_RESET)
@@ -173,6 +178,13 @@ class Output:
         return _pins[self.name]
 
 
+# Sense inputs of a DO (do1_sense..) read their own output, like a relay's
+# auxiliary contact that follows its coil; ANTBRIDGE_SENSE_STUCK="do2" makes
+# that output's sense read "not asserted" whatever the output does (a relay
+# that does not pull in), to exercise the sense alarm.
+_STUCK = _env("ANTBRIDGE_SENSE_STUCK", "").split(",")
+
+
 class Input:
     """Reads the pin table; tests or tools set pins()[name] (1 = asserted)."""
 
@@ -181,8 +193,14 @@ class Input:
             raise ValueError("board has no input " + name)
         self.name = name
         _pins.setdefault(name, 0)
+        self._follows = None
+        if name.endswith("_sense"):
+            out = name[:-6]
+            self._follows = None if out in _STUCK else out
 
     def value(self):
+        if self._follows is not None:
+            return _pins.get(self._follows, 0)
         return _pins[self.name]
 
 
