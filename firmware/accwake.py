@@ -10,7 +10,7 @@ from acc import KEEP_SCHEDULE, AccController
 from ticks import ticks_diff
 
 import hw
-from outputs import clock
+from outputs import minute_of_day
 
 try:
     from micropython import const
@@ -54,7 +54,7 @@ class AccWake:
             rule = self.rules.state(self.rule_output)
         elif self.rule_flag >= 0:
             rule = self.flags[self.rule_flag] != 0
-        minute = clock()[1] if self.acc.config.keep_mode == KEEP_SCHEDULE else -1  # schedule mode only: the clock allocates
+        minute = minute_of_day(hw.epoch_s()) if self.acc.config.keep_mode == KEEP_SCHEDULE else -1  # schedule mode only: a boxed int on the ESP32
         acc = self.acc
         acc.step(now, model.link, soc, minute, client, rule, model.line)
         if self.acc_pin is not None:

@@ -91,7 +91,10 @@ def main(s=None):
 
         s = settings_mod.boot_load(hw.storage_root())
     if s.wifi_ssid:
-        hw.wifi_start(s.wifi_ssid, s.wifi_password)
+        try:
+            hw.wifi_start(s.wifi_ssid, s.wifi_password)
+        except OSError as e:  # the radio refused: local control runs without the network
+            print("antbridge: ERROR wifi:", e)
     try:
         ctx = Context(s)
     except (OSError, ValueError) as e:  # a missing or invalid board file (schema.ConfigError)

@@ -3,6 +3,7 @@
 # tables are ~20 KB of RAM) is unloaded right after, since a board is loaded
 # once per boot.
 import gc
+import json
 import sys
 
 
@@ -45,3 +46,16 @@ def load(path):
         sys.modules.pop("board", None)
         gc.collect()
     return info
+
+
+def named_in_settings(settings_path, default):
+    """The board named by settings.json's "board" key, read leniently
+    (boot.py needs it before the settings are validated), or default."""
+    try:
+        with open(settings_path) as f:
+            name = json.load(f).get("board")
+        if isinstance(name, str) and name:
+            return name
+    except Exception:  # absent or corrupt: the settings loader reports it
+        pass
+    return default

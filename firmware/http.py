@@ -25,10 +25,13 @@ from link.command import Command
 import hw
 import page
 import statusview
+from outputs import ACTIONS
 from pooledbody import HTML, PooledResponse, json_response
 from microdot import Microdot, Request, Response  # pyright: ignore[reportMissingImports]  (deployed as .mpy, no stubs)
 
 _MAX_BODY = 256  # a command is a few dozen bytes
+_DRAIN_MAX = 4096  # of a refused body, read and dropped so the client gets its 413
+_DRAIN_CHUNK = 256
 _MAX_WAIT_MS = 30000  # longest long poll
 _JSON = {"Content-Type": "application/json"}
 
@@ -43,13 +46,15 @@ def _error(status, reason):
 
 
 def _token_matches(header, token):
-    # Compare every byte so the time does not tell how much of a guess was right.
+    # The time depends on the token's length alone: it tells neither how
+    # much of a guess was right nor how long the token is.
     expected = "Bearer " + token
-    if header is None or len(header) != len(expected):
-        return False
-    diff = 0
+    if header is None:
+        header = ""
+    n = len(header)
+    diff = n ^ len(expected)
     for i in range(len(expected)):
-        diff |= ord(header[i]) ^ ord(expected[i])
+        diff |= (ord(header[i]) if i < n else 0x100) ^ ord(expected[i])
     return diff == 0
 
 
@@ -84,6 +89,22 @@ def _bad(e):
 
 def create(ctx):
     app = Microdot()
+
+    @app.errorhandler(413)
+    async def too_large(request):
+        # microdot refuses the body unread; closing a socket with unread
+        # input resets the connection, and the client may lose the reply.
+        # Read (a bounded part of) it first.
+        left = request.content_length if request.content_length < _DRAIN_MAX else _DRAIN_MAX
+        try:
+            while left > 0:
+                chunk = await request.stream.read(left if left < _DRAIN_CHUNK else _DRAIN_CHUNK)
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
+        return _error(413, "body over " + str(_MAX_BODY) + " bytes")
 
     @app.before_request
     async def seen(request):
@@ -142,7 +163,7 @@ def create(ctx):
             schema.obj(body, "", ("output", "action", "mode", "expiry_s", "persist"))
             if "output" not in body:
                 raise schema.ConfigError("output", "required")
-            action = schema.string(body, "action", "", None, ("on", "off", "auto", "release", "reset", "mode"))
+            action = schema.string(body, "action", "", None, ACTIONS)
             mode = schema.string(body, "mode", "", "", ("off", "on", "auto"))
             if action == "mode" and not mode:
                 raise schema.ConfigError("mode", "required with action mode")

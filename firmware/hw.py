@@ -4,7 +4,6 @@
 # a wrapped millisecond clock, a storage directory and a board description.
 # The host runtime (tools/hostrt/hw.py) implements the same API against the
 # BMS simulator, so the firmware above runs unchanged on a PC.
-import json
 import time
 
 import boardinfo
@@ -48,16 +47,7 @@ def epoch_s():
 
 
 def board_name():
-    """The board named in settings.json (read leniently: boot.py needs it
-    before the settings are validated), or the default."""
-    try:
-        with open(_STORAGE + "settings.json") as f:
-            name = json.load(f).get("board")
-        if isinstance(name, str) and name:
-            return name
-    except Exception:  # absent or corrupt: app.py reports it properly
-        pass
-    return DEFAULT_BOARD
+    return boardinfo.named_in_settings(_STORAGE + "settings.json", DEFAULT_BOARD)
 
 
 def board():

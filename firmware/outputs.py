@@ -1,10 +1,13 @@
 # The outputs task: DO1-DO3 driven by the rules engine (lib/rules), fed
 # with the link's model and the energy estimates (lib/energy), on every
-# model change and at least once a second.
+# model change (seen within _POLL_MS) and at least once a second.
 #
 #   boot      every DO stays at its board boot state until the first fresh
 #             status plus _SETTLE_MS (reason "boot"): a relay never acts on
-#             half-known data or a restart's first frame
+#             half-known data or a restart's first frame. A BMS that never
+#             answers ends the hold once the link counts as lost (plus the
+#             settle time): then the rules' fail-safe states apply, so an
+#             alarm relay reports a dead link at boot too.
 #   pins      written "off" outputs before "on" outputs, so an interlocked
 #             pair is never energised together, even for one pass
 #   sense     a board with doN_sense inputs: a sensed level disagreeing with
@@ -13,7 +16,8 @@
 #   state     energy counters (energy.save_due) and the engine's persistent
 #             state (on every override change) go to state.json; both are
 #             restored at boot
-# The pass itself allocates only for the clock (epoch seconds > 2**30).
+# A pass allocates nothing (on the ESP32 the epoch seconds, > 2**30, are one
+# small boxed int) unless it saves state.json.
 import asyncio
 from array import array
 
@@ -31,17 +35,20 @@ except ImportError:  # CPython (pyright)
         return __value
 
 _SETTLE_MS = const(3000)  # after the first fresh status, before rules may switch
-_PERIOD_S = 1  # evaluate at least this often without model changes
+_PERIOD_MS = const(1000)  # evaluate at least this often without model changes
+_POLL_MS = const(20)  # how soon a new status is acted on (an Event wait would allocate per pass)
 ALARM_SENSE = const(1)  # EV_ALARM a: a sense input disagrees with its output (c = output)
-ACTIONS = ("on", "off", "auto", "release", "reset", "mode")
+ACTIONS = ("on", "off", "auto", "release", "reset", "mode")  # command(); POST /api/outputs "action"
 
 
-def clock():
-    """(epoch s, minute of day, day number), UTC; (0, -1, -1) with no clock."""
-    t = hw.epoch_s()
-    if t <= 0:
-        return 0, -1, -1
-    return t, (t % 86400) // 60, t // 86400
+def minute_of_day(epoch_s):
+    """UTC minute of the day (0..1439) of hw.epoch_s(); -1 with no clock."""
+    return (epoch_s % 86400) // 60 if epoch_s > 0 else -1
+
+
+def day_number(epoch_s):
+    """UTC days since 1970 of hw.epoch_s(); -1 with no clock."""
+    return epoch_s // 86400 if epoch_s > 0 else -1
 
 
 class Outputs:
@@ -66,6 +73,7 @@ class Outputs:
         self.sense_since = array("i", [0] * n)
         self.sense_state = bytearray(n)  # 0 agrees, 1 disagrees (not yet long), 2 alarm raised
         self.holding = True  # the boot hold
+        self._started_ms = hw.ticks_ms()
         self._fresh_ms = -1
         self.dirty = False  # the engine's persistent state changed: save it
         self._ovr = bytearray(n)  # engine.ovr as last saved: an expiring override must be saved too
@@ -74,18 +82,26 @@ class Outputs:
     # -- state across reboot -----------------------------------------------------
 
     def restore(self, data, now_ms):
+        """Apply state.json's parts. A damaged part is skipped and reported
+        (state_error in /api/health): it must never stop the boot."""
         e = data.get("energy")
         if e is not None:
             try:
                 self.energy.from_dict(e)
-            except ValueError as err:  # schema.ConfigError: a damaged entry
-                print("state: ERROR energy counters:", err, "- starting from zero")
+            except Exception as err:  # schema.ConfigError, or whatever else a damaged entry provokes
+                self._damaged("energy", err, "counters start from zero")
         o = data.get("outputs")
         if o is not None:
             try:
                 self.engine.restore(o, now_ms)
-            except (ValueError, TypeError, KeyError, IndexError) as err:
-                print("state: ERROR outputs:", err)
+            except Exception as err:
+                self._damaged("outputs", err, "overrides and latches not restored")
+
+    def _damaged(self, part, err, consequence):
+        store = self.ctx.store
+        error = "state.json: " + part + ": " + str(err) + "; " + consequence
+        print("state: ERROR", error)
+        store.error = error if store.error is None else store.error + "; " + error
 
     def save(self, now_ms):
         store = self.ctx.store
@@ -98,15 +114,18 @@ class Outputs:
 
     async def run(self):
         ctx = self.ctx
-        wait_for = asyncio.wait_for
+        model = ctx.model
         for i in range(self.engine.count):
             ctx.log.add(EV_OUTPUT, i, self.levels[i], R_NONE, hw.ticks_ms())  # held at boot
+        seen = -1  # model.generation at the last pass
+        last = hw.ticks_ms()
         while True:
-            try:
-                await wait_for(ctx.changed.wait(), _PERIOD_S)
-            except asyncio.TimeoutError:
-                pass
-            self.step(hw.ticks_ms())
+            await asyncio.sleep_ms(_POLL_MS)
+            now = hw.ticks_ms()
+            if model.generation != seen or ticks_diff(now, last) >= _PERIOD_MS:
+                seen = model.generation
+                last = now
+                self.step(now)
 
     def step(self, now):
         model = self.ctx.model
@@ -114,10 +133,10 @@ class Outputs:
         if self.holding and not self._settled(now, model):
             self._check_senses(now)
             return
-        stamp, minute, day = clock()
+        stamp = hw.epoch_s()
         engine = self.engine
         engine.stamp = stamp
-        engine.evaluate(now, model, self.energy, minute, day, self.flags)
+        engine.evaluate(now, model, self.energy, minute_of_day(stamp), day_number(stamp), self.flags)
         self.evaluations += 1
         self.write()
         self._check_senses(now)
@@ -135,6 +154,11 @@ class Outputs:
                 self._fresh_ms = now
             elif ticks_diff(now, self._fresh_ms) >= _SETTLE_MS:
                 self.holding = False
+                return True
+        else:
+            self._fresh_ms = -1  # settling needs a live link throughout
+            if ticks_diff(now, self._started_ms) >= self.ctx.engine.lost_ms() + _SETTLE_MS:
+                self.holding = False  # no live BMS since boot: the fail-safe states take over
                 return True
         return False
 

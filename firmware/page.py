@@ -72,7 +72,7 @@ def render(doc, out, refresh_s=2):
         out.write("<p>")
         out.write(link["hint"])
         out.write("</p>")
-    if link["passive"]:
+    if link["passive"] and (live or link["line"] != "foreign"):  # else the hint said it already
         out.write("<p>Another master (a display) polls the BMS: listening passively.</p>")
     out.write("<table class='old'>" if not live else "<table>")
     _row(out, "Pack", _fmt(st["pack_voltage_v"], "V"))

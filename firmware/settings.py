@@ -6,13 +6,15 @@
 # power cut never leaves half a file.
 import gc
 import json
-import os
 import sys
 
 import schema
 from link.engine import LinkConfig
 
+from statestore import write_json_atomic
+
 FILE = "settings.json"
+MAX_FILE_BYTES = 16384  # a full config is ~2 KB; reading a runaway file would exhaust the heap at boot
 FLAGS = 8  # API flags ({"flag": n} conditions, POST /api/flags)
 PROTOCOLS = ("auto", "old", "new")  # index = PROTOCOL_* (0 = auto)
 _TOP_KEYS = ("board", "api_token", "http_port", "wifi", "link", "outputs", "acc", "energy", "sense_check_s")
@@ -158,9 +160,14 @@ def load(root):
     path = root + FILE
     try:
         with open(path) as f:
-            text = f.read()
+            text = f.read(MAX_FILE_BYTES + 1)
     except OSError:
         return Settings()  # first boot: defaults
+    if len(text) > MAX_FILE_BYTES:
+        s = Settings()
+        s.found = True
+        s.error = FILE + ": larger than " + str(MAX_FILE_BYTES) + " bytes; using defaults"
+        return s
     try:
         d = json.loads(text)
     except ValueError:
@@ -219,8 +226,4 @@ def boot_load(root):
 def save(root, d):
     """Validate d and write it atomically; raises schema.ConfigError."""
     parse(d)
-    path = root + FILE
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(d, f)
-    os.rename(tmp, path)
+    write_json_atomic(root + FILE, d)

@@ -1,13 +1,35 @@
 # What the firmware keeps across a reboot besides the settings: the energy
 # counters and the rules engine's persistent state (persisted overrides,
 # latched trips, time-on counters), in one small JSON file in storage
-# (state.json). Writes are atomic (temporary file + rename), so a power cut
-# leaves the old file or the new one, never half of one. A corrupt or
-# unreadable file is reported and the firmware starts from zero.
+# (state.json). Writes are atomic (write_json_atomic), so a power cut leaves
+# the old file or the new one, never half of one. A corrupt or unreadable
+# file is reported and the firmware starts from zero.
 import json
 import os
 
 FILE = "state.json"
+MAX_FILE_BYTES = 8192  # the real file is a few hundred bytes
+
+
+def write_json_atomic(path, obj):
+    """Write obj as JSON to path through path.tmp and a rename, then sync
+    the filesystem where the port can (os.sync: ESP32, CPython). Raises
+    OSError; a failed write leaves the old file and no temporary one."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f)
+            f.flush()
+        os.rename(tmp, path)
+    except OSError:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise
+    sync = getattr(os, "sync", None)
+    if sync is not None:
+        sync()
 
 
 class StateStore:
@@ -21,11 +43,11 @@ class StateStore:
     def load(self):
         try:
             with open(self.path) as f:
-                text = f.read()
+                text = f.read(MAX_FILE_BYTES + 1)
         except OSError:
             return self.data  # first boot
         try:
-            d = json.loads(text)
+            d = json.loads(text) if len(text) <= MAX_FILE_BYTES else None
         except ValueError:
             d = None
         if not isinstance(d, dict):
@@ -39,11 +61,8 @@ class StateStore:
         """Replace one part and write the whole file atomically; False (and
         counted) when storage failed."""
         self.data[key] = value
-        tmp = self.path + ".tmp"
         try:
-            with open(tmp, "w") as f:
-                json.dump(self.data, f)
-            os.rename(tmp, self.path)
+            write_json_atomic(self.path, self.data)
         except OSError as e:
             self.save_errors += 1
             print("state: ERROR saving", FILE, ":", e)

@@ -11,7 +11,7 @@ from ant import alarms, new
 from ant.status import Status
 from eventlog import EventLog
 from link.engine import LinkConfig, LinkEngine
-from link.model import LINK_OK, LINK_STALE, Model
+from link.model import LINK_ASLEEP, LINK_LOST, LINK_OK, LINK_STALE, Model
 from ticks import ticks_add
 
 _STEP = 5
@@ -141,3 +141,29 @@ def test_heap_does_not_grow_over_2000_polls_with_faults():
     after = gc.mem_free()
     assert loop.polls >= 2000 and loop.engine.stats.timeouts > 100
     assert before - after <= 0, (before, after)
+
+
+def test_a_week_of_silence_allocates_nothing():
+    # Hourly ticks for eight days: the engine saturates its stamps (data age,
+    # last byte) past 3.1 days, without allocating, and never shows the old
+    # status as live.
+    loop = Loop()
+    loop.run(400)
+    assert loop.model.link == LINK_OK
+    loop.silent_from = 0
+    loop.silent_polls = 1 << 29  # silent from now on
+    engine = loop.engine
+    model = loop.model
+    shown_live = 0  # hours in which the old status counted as OK or stale
+    micropython.heap_lock()
+    try:
+        for _ in range(24 * 8):
+            loop.run(20)
+            loop.now = ticks_add(loop.now, 3600000)
+            engine.tick(loop.now)
+            if model.link != LINK_LOST and model.link != LINK_ASLEEP:
+                shown_live += 1
+    finally:
+        micropython.heap_unlock()
+    assert shown_live == 0, shown_live
+    assert model.age_ms(loop.now) >= 0x10000000

@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 
-from fwproc import TOKEN, Firmware, wait_until
+from fwproc import TOKEN, Firmware, alloc_probe, wait_until
 from simproc import SimProcess
 
 LINK = {"poll_ms": 200, "poll_floor_ms": 100, "stale_ms": 1000, "lost_ms": 2500}
@@ -148,6 +148,20 @@ def test_dead_link_puts_every_output_in_its_fail_safe_state(tmp_path):
             assert stale["age_ms"] - switch["age_ms"] <= 3000, (stale, switch)
 
 
+def test_no_bms_at_boot_ends_the_hold_in_the_fail_safe_states(tmp_path):
+    # The BMS never answers: the boot hold must not last for ever, or an
+    # alarm relay would never report the dead link. Once the link counts as
+    # lost (plus the settle time) the fail-safe states apply.
+    with bridge(tmp_path, ["--faults", "silent=120"]) as (sim, fw):
+        o = outputs(fw)
+        assert [x["held_by"] for x in o] == ["boot"] * 3, o
+        wait_until(lambda: all(x["held_by"] == "fail-safe" for x in outputs(fw)), 15, 0.2, "hold ended")
+        outs = outputs(fw)
+        assert [x["state"] for x in outs] == ["off", "on", "on"], outs
+        assert outs[2]["pin_asserted"] == 0  # the normally-energised alarm relay is dropped
+        assert fw.status()["link"]["state"] != "ok"
+
+
 # -- reboot ---------------------------------------------------------------------------
 
 
@@ -231,8 +245,8 @@ def test_control_api_refuses_bad_requests(tmp_path):
             if path != "/api/acc/wake":  # takes no body
                 status, reply = fw.request("POST", path, b'{"output": ', headers)
                 assert status == 400 and "JSON" in reply["reason"], path
-            status, _ = fw.request("POST", path, b"x" * 4096, headers)
-            assert status == 413, path
+            status, reply = fw.request("POST", path, b"x" * 4096, headers)
+            assert status == 413 and "over 256 bytes" in reply["reason"], path
         for body, why in (({"output": 7, "action": "on"}, "unknown output"),
                           ({"output": "pump", "action": "on"}, "unknown output"),
                           ({"output": 0, "action": "explode"}, "action"),
@@ -257,6 +271,21 @@ def test_control_api_refuses_bad_requests(tmp_path):
         assert outputs(fw)[0]["sense_alarm"] is False
 
 
+def test_damaged_state_parts_are_reported_and_skipped(tmp_path):
+    # Valid JSON, damaged parts: each is reported, none stops the boot.
+    data = os.path.join(str(tmp_path), "fw", "data")
+    os.makedirs(data)
+    with open(os.path.join(data, "state.json"), "w") as f:
+        json.dump({"energy": {"version": 1, "charged_wh": "lots"}, "outputs": {"v": 1, "names": None}}, f)
+    with bridge(tmp_path) as (sim, fw):
+        error = fw.get_json("/api/health")["state_error"]
+        assert "state.json: energy: " in error and "charged_wh: must be an integer" in error and "counters start from zero" in error, error
+        assert "state.json: outputs:" in error and "not restored" in error, error
+        assert fw.get_json("/api/energy")["charged_kwh"] == 0
+        fw.wait_link("ok")
+        wait_output(fw, 0, held_by="rule")
+
+
 def test_bad_rules_config_keeps_default_outputs(tmp_path):
     bad = {"outputs": [{"name": "charger", "when": {"soc": {"below": "low"}}}]}
     with bridge(tmp_path, settings=settings(outputs=bad)) as (sim, fw):
@@ -269,3 +298,62 @@ def test_bad_rules_config_keeps_default_outputs(tmp_path):
         # The rest of the file still applies: the API token works.
         status, reply = fw.post_json("/api/outputs", {"output": 0, "action": "on", "expiry_s": 5}, TOKEN)
         assert status == 200 and reply["output"]["state"] == "on"
+
+
+# -- allocation ---------------------------------------------------------------------------
+
+
+def test_periodic_tasks_allocate_nothing(tmp_path):
+    # The link, outputs and acc tasks of the compiled firmware, 60 s of passes
+    # under micropython.heap_lock(): every task still alive and working.
+    r = alloc_probe(tmp_path)
+    assert "scheduler_allocated" not in r, r
+    assert r["alive"] == [True, True, True], r  # link, outputs, acc
+    assert r["link_ok"] and r["frames"] >= 50, r  # a status a second (default poll_ms)
+    assert r["evaluations"] >= r["frames"], r  # the rules ran on every new status
+    assert r["acc_steps"] >= 300 and r["holding"] is False and r["charger_on"] is True, r
+
+
+# -- state.json storage (CPython, the module itself) ----------------------------------
+
+
+def _statestore():
+    import sys
+
+    firmware = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
+    if firmware not in sys.path:
+        sys.path.append(firmware)  # after lib/ and tools/: firmware/http.py must not shadow CPython's http
+    import statestore
+
+    return statestore
+
+
+def test_state_store_writes_atomically_and_bounds_what_it_reads(tmp_path):
+    statestore = _statestore()
+    root = str(tmp_path) + "/"
+    store = statestore.StateStore(root)
+    assert store.load() == {} and store.error is None  # first boot
+    assert store.save("energy", {"version": 1}) and store.save("outputs", {"v": 1})
+    assert sorted(os.listdir(tmp_path)) == ["state.json"]  # no temporary file left behind
+    assert statestore.StateStore(root).load() == {"energy": {"version": 1}, "outputs": {"v": 1}}
+    # A runaway file is not read whole: reported like a corrupt one.
+    (tmp_path / "state.json").write_text(json.dumps({"pad": "x" * statestore.MAX_FILE_BYTES}))
+    store = statestore.StateStore(root)
+    assert store.load() == {} and "corrupt" in store.error
+    # Storage failing (the rename, here onto a directory): counted, and no temporary file left.
+    (tmp_path / "d" / "state.json").mkdir(parents=True)
+    store = statestore.StateStore(root + "d/")
+    assert store.save("energy", {"version": 1}) is False and store.save_errors == 1 and store.saves == 0
+    assert sorted(os.listdir(tmp_path / "d")) == ["state.json"]
+
+
+def test_run_keeps_a_users_broken_settings_file(tmp_path):
+    import run
+
+    (tmp_path / "settings.json").write_text('{"api_token": "mine", ')
+    assert run.write_settings(str(tmp_path)) is None
+    assert (tmp_path / "settings.json").read_text() == '{"api_token": "mine", '  # not replaced by a fresh file
+    (tmp_path / "settings.json").write_text('{"api_token": "mine"}')
+    assert run.write_settings(str(tmp_path), {"link": {"poll_ms": 500}}) == {"api_token": "mine", "link": {"poll_ms": 500}}
+    fresh = run.write_settings(str(tmp_path / "new"))
+    assert len(fresh["api_token"]) == 32 and [o["name"] for o in fresh["outputs"]["outputs"]] == ["charger", "do2", "alarm"]

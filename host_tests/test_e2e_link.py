@@ -292,8 +292,11 @@ def test_http_control_needs_token_and_valid_json(tmp_path):
     with bridge(tmp_path) as (sim, fw):
         status, reply = fw.post_json("/api/command", {"command": "charge-off"})
         assert status == 401 and reply["ok"] is False
-        status, reply = fw.post_json("/api/command", {"command": "charge-off"}, "wrong-token-0123456789")
-        assert status == 401
+        for wrong in ("wrong-token-0123456789", TOKEN[:-1], TOKEN + "9", TOKEN.upper(), ""):
+            status, reply = fw.post_json("/api/command", {"command": "charge-off"}, wrong)
+            assert status == 401, wrong
+        status, reply = fw.request("POST", "/api/command", b'{"command": "charge-off"}', {"Authorization": TOKEN})
+        assert status == 401  # the token without "Bearer "
         headers = {"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}
         status, reply = fw.request("POST", "/api/command", b'{"command": ', headers)
         assert status == 400 and "JSON" in reply["reason"]
@@ -301,8 +304,9 @@ def test_http_control_needs_token_and_valid_json(tmp_path):
         assert status == 400
         status, reply = fw.post_json("/api/command", {"command": "self-destruct"}, TOKEN)
         assert status == 400 and "unknown command" in reply["reason"]
-        status, _ = fw.request("POST", "/api/command", b"x" * 4096, headers)
-        assert status == 413
+        for size in (257, 4096, 4096, 4096):  # a refused body is read first: the client gets the 413, not a reset
+            status, reply = fw.request("POST", "/api/command", b"x" * size, headers)
+            assert status == 413 and reply["ok"] is False and "over 256 bytes" in reply["reason"], (size, reply)
         assert "charge-off" not in sim.state()["commands"]
 
 
@@ -360,6 +364,10 @@ def test_settings_defaults_errors_and_atomic_save(tmp_path):
     assert s.link.poll_ms == 1000
     (tmp_path / "settings.json").write_text('{"lnk": {}}')
     assert "lnk: unknown key" in settings.load(root).error
+    (tmp_path / "settings.json").write_text('{"api_token": "t0k", "board": "' + "x" * settings.MAX_FILE_BYTES + '"}')
+    s = settings.load(root)  # a runaway file is not read whole (the heap at boot)
+    assert s.error == "settings.json: larger than %d bytes; using defaults" % settings.MAX_FILE_BYTES
+    assert s.api_token == ""
     settings.save(root, {"api_token": "t0k", "link": {"poll_ms": 500, "protocol": "old", "password": "1234"}})
     s = settings.load(root)
     assert s.error is None and s.api_token == "t0k" and s.link.poll_ms == 500

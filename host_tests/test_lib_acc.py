@@ -170,6 +170,8 @@ def test_keep_awake_modes():
 def test_in_window():
     assert in_window(0, 0, 1) and not in_window(1, 0, 1)
     assert in_window(1439, 1320, 360) and in_window(0, 1320, 360) and not in_window(360, 1320, 360)
+    assert not in_window(-1, 0, 1439)  # no clock: never in a window
+    assert in_window(0, 600, 600) and in_window(1439, 600, 600)  # from == to: the whole day
 
 
 def test_soc_floor_with_hysteresis():
@@ -274,6 +276,23 @@ def test_on_demand_supply():
     sim.run(600000)  # the periodic sample window powers it again
     assert [lvl for _, lvl in sim.supply_changes[n:]][:1] == [1]
     assert sim.rises == []  # a powered-down TTL side is not a sleeping BMS
+
+
+def test_on_demand_supply_stays_off_through_weeks_without_demand():
+    # ticks_diff() spans only +-2**29 ms (6.2 days): an expired "demand
+    # until" stamp left to age would wrap into the future and power the TTL
+    # side for days with nothing needing it.
+    sim = Sim({"supply": {"mode": "on_demand", "demand_hold_ms": 60000}}, link=LINK_OK)
+    sim.run(70000)
+    assert sim.acc.state == STATE_UNPOWERED and sim.acc.supply_level == 0
+    sim.link = LINK_UNPOWERED
+    for _ in range(24 * 14):  # two weeks, stepped every hour
+        sim.now = ticks_add(sim.now, 3600000)
+        sim.run(100)
+        assert sim.acc.supply_level == 0 and sim.acc.state == STATE_UNPOWERED
+    sim.client = True  # and a real demand still powers it at once
+    sim.run(100)
+    assert sim.acc.supply_level == 1
 
 
 def test_config_is_validated():

@@ -274,3 +274,30 @@ def test_describe_gives_floats_for_the_dashboard():
     assert d["discharge_power_w"] == 500 and d["computed_power_w"] == -500
     assert 4.9 <= d["time_to_empty_h"] <= 5.1 and d["time_to_full_h"] is None
     assert d["power_mismatch"] is False
+
+
+def test_extreme_inputs_never_form_an_int_beyond_the_esp32_small_int_range():
+    # 200 V * 2000 A (the clamps) over the longest allowed gap, charging then
+    # discharging, with the slowest smoothing: every product and sum in
+    # update() must stay within +-2**30 (a heap int on the ESP32 otherwise).
+    import sys
+
+    Small = int  # MicroPython: int-vs-subclass comparisons fail, so values only
+    if sys.implementation.name == "cpython":
+        from test_lib_ticks import Small
+
+    f = Feed({"max_gap_ms": 120000, "smoothing_s": 3600, "mismatch_tolerance_pct": 1000, "mismatch_frames": 3},
+             capacity_mah=Small(0x3FFFFFFF), remaining_mah=Small(1))
+    e = f.energy
+    # Exactly the clamps, so the guarded ints reach the products unchanged.
+    for cv, da in ((20000, 20000), (20000, -20000), (20000, 20000), (0, -20000)):
+        for _ in range(3):
+            f.frame(Small(cv), Small(da), power_w=Small(-400000))
+            f.now = ticks_add(Small(f.now), Small(120000))
+    assert e.gaps == 0 and e.frames == 12
+    # Each sample owns half of each neighbouring 120 s interval: 11 halves
+    # of 60 s at 400 kW / 2000 A charging, 6 halves at 400 kW and 11 halves
+    # at 2000 A discharging (the last three samples are at 0 V).
+    assert e.charged_wh == 73333 and e.charged_ah == 366
+    assert e.discharged_wh == 40000 and e.discharged_ah == 366
+    assert e.power_mismatch  # the BMS's -400 kW disagrees with 0 W

@@ -232,3 +232,26 @@ def test_reset_discards_what_was_buffered():
     assert framer.pending() == 0
     pos = framer.feed(vector(110))
     assert framer.kind == KIND_NEW and pos == len(vector(110))
+
+
+def test_counters_wrap_to_zero_without_forming_2_30():
+    # The statistics run for months at 19200 baud (2**30 bytes in ~6.5 days
+    # of traffic); at the wrap they go back to 0 and never pass through 2**30,
+    # which would be a heap int on the ESP32.
+    from test_lib_ticks import Small
+    from ticks import COUNTER_MAX
+
+    framer = Framer()
+    framer.position = Small(COUNTER_MAX)
+    framer.dropped_bytes = Small(COUNTER_MAX)
+    framer.drops[0] = COUNTER_MAX
+    framer.feed(b"\x00")  # noise: one dropped byte
+    assert framer.drops[0] == 0 and REASONS[0] == "noise"
+    assert framer.dropped_bytes == 0 and framer.position == 0
+    framer.frames = Small(COUNTER_MAX)
+    framer.position = Small(COUNTER_MAX - 2)
+    frame = vector(110)
+    assert framer.feed(frame) == len(frame) and framer.kind == KIND_NEW
+    assert framer.frames == 0
+    framer.feed(b"")  # releases the frame: the position moves past it
+    assert framer.position == len(frame) - 3

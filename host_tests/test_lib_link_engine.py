@@ -1,4 +1,4 @@
-# mp-heap: 160K
+# mp-heap: 176K
 # The link engine on a virtual bus (linkharness): autodetection, the status
 # model's honesty, wiring diagnosis, display coexistence and command
 # transactions. Runs under CPython and MicroPython.
@@ -22,6 +22,7 @@ from link.model import (
     Model,
 )
 from linkharness import Display, FakeBms, Harness
+from ticks import ticks_add
 
 
 def make(bms=None, display=None, **settings):
@@ -167,6 +168,21 @@ def test_a_display_makes_the_bridge_listen_and_command_in_the_gaps():
     h.display = None
     h.run(8000)
     assert not model.passive and engine.stats.polls > polls
+
+
+def test_a_dead_line_under_a_display_is_diagnosed_silent_not_foreign():
+    # The TTL side loses power while a display was master: no display
+    # traffic and no BMS. The hint must stop blaming "another master" once
+    # the line has been quiet for a stale period, long before passive ends.
+    display = Display(period_ms=1000)
+    h, engine, model, _ = make(display=display, passive_hold_ms=30000)
+    h.run_until(lambda: model.passive and model.link == LINK_OK, 4000)
+    assert model.line == LINE_FOREIGN
+    h.display = None
+    h.bms.silent = True
+    h.run(6000)
+    assert model.passive  # still within the hold
+    assert model.link == LINK_STALE and model.line == LINE_SILENT
 
 
 def test_new_command_with_ack_and_status_confirmation():
@@ -520,3 +536,60 @@ def test_power_cycle_of_the_ttl_port_recovers_within_two_polls():
     assert model.link == LINK_UNPOWERED and not model.live()
     engine.set_powered(True, h.now)
     assert h.run_until(lambda: model.link == LINK_OK, 2000)
+
+
+def test_statistics_and_generation_wrap_to_zero_without_forming_2_30():
+    import sys
+
+    Small = int  # MicroPython: int-vs-subclass comparisons fail, so values only
+    if sys.implementation.name == "cpython":
+        from test_lib_ticks import Small
+    from ticks import COUNTER_MAX
+
+    model = Model()
+    log = EventLog(4)
+    engine = LinkEngine(model, LinkConfig(), log)
+    engine.stats.rx_bytes = Small(COUNTER_MAX - 1)
+    engine.feed(bytearray(b"\x00\x00\x00\x00\x00"), 5, 1000)
+    assert engine.stats.rx_bytes == 3
+    model.generation = Small(COUNTER_MAX)
+    model.touch()
+    assert model.generation == 0
+    for i in range(4):
+        log.add(EV_LINK, i)
+    log.count = Small(COUNTER_MAX)
+    log.add(EV_LINK, 9)
+    assert log.count == 0
+    assert len(log) == 4 and log.newest(1)[0][1] == 9  # still a full log
+
+
+def test_data_older_than_half_the_ticks_period_never_reads_as_live():
+    # A BMS silent for a week (winter storage, bridge on another supply):
+    # ticks_diff() can only measure +-2**29 ms (6.2 days), so an unbounded age
+    # would turn negative and the week-old status would read as fresh (OK,
+    # live, age 0) to the rules and the API.
+    h, engine, model, log = make()
+    assert h.run_until(lambda: model.link == LINK_OK, 10000)
+    h.bms.silent = True
+    worst_age = 0
+    for _ in range(24 * 8):  # eight days in 1 h steps, the engine ticked each
+        h.run(10)
+        h.now = ticks_add(h.now, 3600000)
+        h.run(10)
+        assert model.link in (LINK_LOST, LINK_ASLEEP), model.link
+        age = model.age_ms(h.now)
+        assert age >= 3600000, age
+        worst_age = age if age > worst_age else worst_age
+    assert worst_age >= 0x10000000  # ages saturate: "at least ~3.1 days"
+    h.bms.silent = False
+    assert h.run_until(lambda: model.link == LINK_OK, 10000)  # polling resumed
+    assert 0 <= model.age_ms(h.now) < 2000
+    # The same across a week with the TTL side's supply off (on_demand).
+    engine.set_powered(False, h.now)
+    for _ in range(24 * 8):
+        h.now = ticks_add(h.now, 3600000)
+        h.run(10)
+        assert model.link == LINK_UNPOWERED
+    engine.set_powered(True, h.now)
+    assert model.link != LINK_OK and model.age_ms(h.now) >= 0x10000000
+    assert h.run_until(lambda: model.link == LINK_OK, 10000)

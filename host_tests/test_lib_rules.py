@@ -1,4 +1,4 @@
-# mp-heap: 160K
+# mp-heap: 176K
 # The relay rule engine, table-driven: every condition input, thresholds
 # and hysteresis, every timing option, fail-safe, overrides, latches,
 # interlocks, persistence, accounting and config errors. Time is a fake
@@ -772,6 +772,29 @@ def test_every_bad_field_is_rejected_with_its_path():
             assert e.reason
             continue
         raise AssertionError("accepted: " + repr(cfg))
+
+
+def test_thresholds_beyond_the_small_int_range_are_config_errors():
+    # A threshold is stored scaled (Ah in mAh, V in mV) in array("i") and read
+    # on every evaluation: it must stay a small int on the ESP32
+    # (|x * scale| < 2**29), and a huge number is a ConfigError with its path,
+    # not an OverflowError.
+    for when, path in (
+        ({"remaining_ah": {"above": 2e6}}, "outputs[0].when.remaining_ah.above"),
+        ({"remaining_ah": {"on": 1e300, "off": 5}}, "outputs[0].when.remaining_ah.on"),
+        ({"soc": {"below": 5, "hyst": 1e12}}, "outputs[0].when.soc.hyst"),
+        ({"cell_v": {"cell": 1, "on": -3e6, "off": 3.4}}, "outputs[0].when.cell_v.on"),
+    ):
+        try:
+            build({"outputs": [{"when": when}]}, EventLog(4))
+        except ConfigError as e:
+            assert e.path == path, (when, e.path)
+            assert e.reason.startswith("must be within"), e.reason
+            continue
+        raise AssertionError("accepted: " + repr(when))
+    # The largest accepted value still works as a threshold.
+    e = build({"outputs": [{"when": {"remaining_ah": {"above": 536870}}}]}, EventLog(4))
+    assert e.p.b[0] == 536870001 and e.p.c[0] == 536870000
 
 
 def test_good_config_forms_compile():

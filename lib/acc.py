@@ -43,9 +43,10 @@ except ImportError:  # CPython
         return __value
 
 import schema
+from daywindow import in_window
 from eventlog import EV_ACC, EV_SUPPLY
 from link.model import LINE_NOISE, LINE_UNKNOWN, LINK_ASLEEP, LINK_LOST, LINK_OK
-from ticks import ticks_add, ticks_diff
+from ticks import ticks_add, ticks_diff, wrap_add
 
 STATE_START = const(0)  # boot or supply just on: giving the link its grace time
 STATE_IDLE = const(1)  # the link is fine (or stale): nothing to do
@@ -122,16 +123,6 @@ class AccConfig:
         self.sample_every_ms = schema.integer(s, "sample_every_ms", p, 0, 0, 86400000)
 
 
-def in_window(minute, start, end):
-    """minute-of-day in [start, end), wrapping past midnight when end <= start;
-    False for an unknown clock (minute < 0)."""
-    if minute < 0:
-        return False
-    if start < end:
-        return start <= minute < end
-    return minute >= start or minute < end
-
-
 class AccController:
     def __init__(self, config=None, log=None, has_supply=True):
         self.log = log
@@ -191,7 +182,12 @@ class AccController:
             if c.sample_every_ms > 0 and ticks_diff(now_ms, self._next_sample) >= 0:
                 self._next_sample = ticks_add(now_ms, c.sample_every_ms)
                 self._demand_until = ticks_add(now_ms, c.demand_hold_ms)
-            demand = self._manual or ticks_diff(self._demand_until, now_ms) > 0
+            hold_left = ticks_diff(self._demand_until, now_ms)
+            if hold_left <= 0:
+                # Expired: keep the stamp at "now" so it never ages past the
+                # 2**29 ms ticks_diff() range and wraps into the future.
+                self._demand_until = now_ms
+            demand = self._manual or hold_left > 0
             if state == STATE_UNPOWERED:
                 if demand:
                     self._supply(1, SUPPLY_DEMAND, now_ms)
@@ -303,7 +299,7 @@ class AccController:
 
     def _success(self, now_ms):
         if self.state == STATE_WAIT or self.state == STATE_BACKOFF or self.state == STATE_ASLEEP:
-            self.wakes_ok = (self.wakes_ok + 1) & 0x3FFFFFFF
+            self.wakes_ok = wrap_add(self.wakes_ok, 1)
         self.attempts = 0
         self._manual = False  # a pending manual wake is satisfied
         self._to(STATE_IDLE, now_ms)
@@ -312,7 +308,7 @@ class AccController:
         c = self.config
         if self.attempts < _MAX_ATTEMPTS_COUNT:
             self.attempts += 1
-        self.wake_failures = (self.wake_failures + 1) & 0x3FFFFFFF
+        self.wake_failures = wrap_add(self.wake_failures, 1)
         k = c.cycle_after_failures
         if self.has_supply and k > 0 and self.attempts % k == 0:
             self._power_cycle(now_ms, SUPPLY_WAKE_FAILED)
@@ -339,7 +335,7 @@ class AccController:
             self._to(STATE_BACKOFF, now_ms)
 
     def _power_cycle(self, now_ms, reason):
-        self.power_cycles = (self.power_cycles + 1) & 0x3FFFFFFF
+        self.power_cycles = wrap_add(self.power_cycles, 1)
         self._cycle_reason = reason
         self._supply(0, reason, now_ms)
         self._to(STATE_CYCLE, now_ms)

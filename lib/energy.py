@@ -33,7 +33,7 @@ except ImportError:  # CPython
 
 import schema
 from link.model import LINK_OK
-from ticks import ticks_diff
+from ticks import ticks_diff, wrap_add
 
 _MJ_PER_WH = const(3600000)
 _MAS_PER_AH = const(3600000)
@@ -169,7 +169,7 @@ class Energy:
         da = st.current_da
         da = -_MAX_DA if da < -_MAX_DA else (_MAX_DA if da > _MAX_DA else da)
         mw = cv * da  # 0.01 V * 0.1 A = 1 mW; |mw| <= 4e8
-        self.frames = (self.frames + 1) & 0x3FFFFFFF
+        self.frames = wrap_add(self.frames, 1)
         if self._have_last:
             dt = ticks_diff(t, self._last_ms)
             if 0 < dt <= self.config.max_gap_ms:
@@ -178,7 +178,7 @@ class Energy:
                 self._add(mw, da, dt - half)
                 self._smooth(da, dt)
             else:
-                self.gaps = (self.gaps + 1) & 0x3FFFFFFF
+                self.gaps = wrap_add(self.gaps, 1)
                 self._restart_smoothing(da)
         else:
             self._restart_smoothing(da)
@@ -200,7 +200,7 @@ class Energy:
 
     def _invalidate(self):
         if self._have_last:
-            self.gaps = (self.gaps + 1) & 0x3FFFFFFF
+            self.gaps = wrap_add(self.gaps, 1)
         self._have_last = False
         self.time_to_empty_s = -1
         self.time_to_full_s = -1

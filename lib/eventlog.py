@@ -5,6 +5,8 @@
 # entries into text with a table of names; the firmware persists the log.
 from array import array
 
+from ticks import wrap_add
+
 # Event kinds. Arguments a, b, c are small ints whose meaning depends on kind.
 EV_BOOT = 1  # a: reset cause
 EV_LINK = 2  # a: new link state, b: old state
@@ -36,6 +38,7 @@ class EventLog:
         self.b = array("h", [0] * size)
         self.c = array("h", [0] * size)
         self.count = 0  # events ever added (wraps at 2**30)
+        self._held = 0  # entries held: min(events added, size), never wraps
         self._next = 0
 
     def add(self, kind, a=0, b=0, c=0, ticks=0, stamp=0):
@@ -47,10 +50,12 @@ class EventLog:
         self.ticks[i] = ticks
         self.stamp[i] = stamp
         self._next = (i + 1) % self.size
-        self.count = (self.count + 1) & 0x3FFFFFFF
+        self.count = wrap_add(self.count, 1)
+        if self._held < self.size:
+            self._held += 1
 
     def __len__(self):
-        return self.count if self.count < self.size else self.size
+        return self._held
 
     def entry(self, k):
         """k-th newest entry (0 = newest) as a tuple (face; allocates)."""

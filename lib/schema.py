@@ -31,20 +31,15 @@ def obj(value, path, allowed=None):
     return value
 
 
-def integer(d, key, path, default=None, lo=None, hi=None):
-    """d[key] as an int within [lo, hi]; `default` when absent (None:
-    required)."""
-    p = join(path, key)
-    if key not in d:
-        if default is None:
-            raise ConfigError(p, "required")
-        return default
-    v = d[key]
-    if isinstance(v, bool) or not isinstance(v, int):
-        if isinstance(v, float) and v == int(v):
-            v = int(v)
-        else:
-            raise ConfigError(p, "must be an integer")
+def _default(p, default):
+    """The value of an absent key: its default, or ConfigError when it is
+    required (default None)."""
+    if default is None:
+        raise ConfigError(p, "required")
+    return default
+
+
+def _within(v, p, lo, hi):
     if lo is not None and v < lo:
         raise ConfigError(p, "must be >= " + str(lo))
     if hi is not None and v > hi:
@@ -52,32 +47,41 @@ def integer(d, key, path, default=None, lo=None, hi=None):
     return v
 
 
-def number(d, key, path, default=None, lo=None, hi=None):
-    """d[key] as a float within [lo, hi]."""
+def integer(d, key, path, default=None, lo=None, hi=None):
+    """d[key] as an int within [lo, hi]; `default` when absent (None:
+    required). A float with an integral value (5.0) counts as that int."""
     p = join(path, key)
     if key not in d:
-        if default is None:
-            raise ConfigError(p, "required")
-        return default
+        return _default(p, default)
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, int):
+        # v - v == 0 only for a finite float: int(inf) would raise
+        # OverflowError and int(nan) ValueError instead of a ConfigError.
+        if isinstance(v, float) and v - v == 0 and v == int(v):
+            v = int(v)
+        else:
+            raise ConfigError(p, "must be an integer")
+    return _within(v, p, lo, hi)
+
+
+def number(d, key, path, default=None, lo=None, hi=None):
+    """d[key] as a finite float within [lo, hi]."""
+    p = join(path, key)
+    if key not in d:
+        return _default(p, default)
     v = d[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise ConfigError(p, "must be a number")
     v = float(v)
-    if v != v:
-        raise ConfigError(p, "must be a number")
-    if lo is not None and v < lo:
-        raise ConfigError(p, "must be >= " + str(lo))
-    if hi is not None and v > hi:
-        raise ConfigError(p, "must be <= " + str(hi))
-    return v
+    if v - v != 0:  # nan or +-inf (JSON 1e400 parses as inf)
+        raise ConfigError(p, "must be a finite number")
+    return _within(v, p, lo, hi)
 
 
 def boolean(d, key, path, default=None):
     p = join(path, key)
     if key not in d:
-        if default is None:
-            raise ConfigError(p, "required")
-        return default
+        return _default(p, default)
     v = d[key]
     if not isinstance(v, bool):
         raise ConfigError(p, "must be true or false")
@@ -87,9 +91,7 @@ def boolean(d, key, path, default=None):
 def string(d, key, path, default=None, choices=None, max_len=64):
     p = join(path, key)
     if key not in d:
-        if default is None:
-            raise ConfigError(p, "required")
-        return default
+        return _default(p, default)
     v = d[key]
     if not isinstance(v, str):
         raise ConfigError(p, "must be a string")
@@ -103,9 +105,7 @@ def string(d, key, path, default=None, choices=None, max_len=64):
 def array(d, key, path, default=None, max_len=32):
     p = join(path, key)
     if key not in d:
-        if default is None:
-            raise ConfigError(p, "required")
-        return default
+        return _default(p, default)
     v = d[key]
     if not isinstance(v, list):
         raise ConfigError(p, "must be a list")

@@ -91,7 +91,9 @@ def demo_outputs():
 
 def write_settings(data_dir, overrides=None):
     """Create or update data_dir/settings.json (keeps the user's other keys;
-    a fresh file gets a random API token and the demo outputs)."""
+    a fresh file gets a random API token and the demo outputs). A file that
+    is not a JSON object is left as it is (the firmware reports it and uses
+    defaults); returns None then."""
     os.makedirs(data_dir, exist_ok=True)
     path = os.path.join(data_dir, "settings.json")
     settings = {}
@@ -100,7 +102,11 @@ def write_settings(data_dir, overrides=None):
             with open(path) as f:
                 settings = json.load(f)
         except ValueError:
-            settings = {}
+            settings = None
+        if not isinstance(settings, dict):
+            print("run: %s is not a JSON object; left as it is (the firmware uses its defaults: "
+                  "see settings_error in /api/health)" % path, file=sys.stderr)
+            return None
     else:
         settings["outputs"] = demo_outputs()
     settings.setdefault("api_token", secrets.token_hex(16))

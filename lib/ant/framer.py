@@ -34,6 +34,7 @@ except ImportError:  # CPython
         return __value
 
 from ant.checksum import crc16_modbus, sum16
+from ticks import wrap_add
 
 KIND_OLD_STATUS = const(1)
 KIND_OLD_SHORT = const(2)
@@ -64,7 +65,7 @@ OLD_STATUS_LEN = const(140)
 # trailer of 0x12/0x42 replies.
 MAX_FRAME = const(271)
 _CAP = const(640)  # > 2 * MAX_FRAME: a pending candidate never blocks a compaction
-_COUNTER_WRAP = const(0x3FFFFFFF)  # keep counters small ints on a 31-bit port
+_COUNTER_MAX = const(0x3FFFFFFF)  # counters wrap to 0 after this (31-bit small ints)
 
 _OLD_HEADER = b"\xaa\x55\xaa\xff"
 
@@ -100,7 +101,7 @@ class Framer:
 
     def reset(self):
         """Discard what is buffered (e.g. after a baud-rate change)."""
-        self.position = (self.position + self._tail - self._head) & _COUNTER_WRAP
+        self.position = wrap_add(self.position, self._tail - self._head)
         self._head = self._tail = 0
         self._need = 1
         self.kind = 0
@@ -146,7 +147,7 @@ class Framer:
     def _release(self):
         if self.kind:
             self._head = self.start + self.length
-            self.position = (self.position + self.length) & _COUNTER_WRAP
+            self.position = wrap_add(self.position, self.length)
             self.kind = 0
             self._need = 1
 
@@ -162,9 +163,13 @@ class Framer:
     def _drop(self, reason):
         self._head += 1
         self._need = 1
-        self.position = (self.position + 1) & _COUNTER_WRAP
-        self.dropped_bytes = (self.dropped_bytes + 1) & _COUNTER_WRAP
-        self.drops[reason] = (self.drops[reason] + 1) & _COUNTER_WRAP
+        # Per dropped byte: the wrap inlined, never forming 2**30.
+        v = self.position
+        self.position = v + 1 if v < _COUNTER_MAX else 0
+        v = self.dropped_bytes
+        self.dropped_bytes = v + 1 if v < _COUNTER_MAX else 0
+        v = self.drops[reason]
+        self.drops[reason] = v + 1 if v < _COUNTER_MAX else 0
         self.last_drop = reason
 
     def _scan(self, final):
@@ -175,7 +180,7 @@ class Framer:
             if verdict > 0:
                 self.kind = verdict
                 self.start = self._head
-                self.frames = (self.frames + 1) & _COUNTER_WRAP
+                self.frames = wrap_add(self.frames, 1)
                 return True
             if verdict == 0:
                 return False

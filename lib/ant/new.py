@@ -8,6 +8,8 @@
 # public implementations have them swapped).
 from array import array
 
+from ticks import wrap_add
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -207,7 +209,7 @@ def decode_status(b, o, st):
     st.tire_mm = NOT_REPORTED
     st.pulses = NOT_REPORTED
     st.relay = NOT_REPORTED
-    st.seq = (st.seq + 1) & 0x3FFFFFFF
+    st.seq = wrap_add(st.seq, 1)
     return 0
 
 

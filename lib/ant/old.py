@@ -6,6 +6,8 @@
 # 6-byte request/command frames.
 from array import array
 
+from ticks import wrap_add
+
 try:
     from micropython import const
 except ImportError:  # CPython
@@ -172,7 +174,7 @@ def decode_status(b, o, st):
     st.total_charged_mah = 0
     st.total_discharge_time_s = NOT_REPORTED
     st.total_charge_time_s = NOT_REPORTED
-    st.seq = (st.seq + 1) & 0x3FFFFFFF
+    st.seq = wrap_add(st.seq, 1)
     return 0
 
 

@@ -43,17 +43,17 @@ from link.model import (
     LINK_STALE,
     LINK_UNPOWERED,
 )
-from ticks import ticks_add, ticks_diff
+from ticks import ticks_add, ticks_diff, wrap_add
 
 _PHASE_IDLE = const(0)
 _PHASE_POLL = const(1)  # a status request is out, its reply is due
 _PHASE_COMMAND = const(2)  # a command frame is out, its ACK/echo is due
 
 _QUEUE_DEPTH = const(4)
-_WRAP = const(0x3FFFFFFF)
 _DROP_REASONS = const(8)  # len(ant.framer.REASONS)
 _ECHO_WINDOW_MS = const(60)
 _DIAGNOSE_AFTER = const(3)  # unanswered polls before a never-seen line is diagnosed
+_AGE_CAP = const(0x10000000)  # ~3.1 days: the data age saturates here
 
 # The fastest poll the link carries: one request, the BMS's latency (<= ~150
 # ms) and the longest status frame on the wire must fit (reference §6.4:
@@ -126,10 +126,6 @@ class LinkStats:
         self.errors = 0  # problems recorded in total
 
 
-def _bump(v):
-    return (v + 1) & _WRAP
-
-
 class LinkEngine:
     def __init__(self, model, config=None, log=None):
         self.model = model
@@ -190,7 +186,7 @@ class LinkEngine:
         if baud != self.baud:
             self.baud = baud
             self.baud_changed = True
-            self.stats.baud_switches = _bump(self.stats.baud_switches)
+            self.stats.baud_switches = wrap_add(self.stats.baud_switches, 1)
             self.framer.reset()
 
     def reply_timeout_ms(self):
@@ -220,7 +216,7 @@ class LinkEngine:
         stats = self.stats
         stats.last_error = code
         stats.last_error_ms = now_ms
-        stats.errors = _bump(stats.errors)
+        stats.errors = wrap_add(stats.errors, 1)
 
     def _sync_framer_stats(self, now_ms):
         framer = self.framer
@@ -233,7 +229,7 @@ class LinkEngine:
         failed = 0
         for reason in range(_DROP_REASONS):
             if reason != DROP_NOISE:
-                failed = (failed + drops[reason]) & _WRAP
+                failed = wrap_add(failed, drops[reason])
         stats.resyncs = failed
         stats.bytes_dropped = framer.dropped_bytes
 
@@ -244,8 +240,8 @@ class LinkEngine:
         if n <= 0:
             return
         self._last_rx = now_ms
-        self.stats.rx_bytes = (self.stats.rx_bytes + n) & _WRAP
-        self._rx_since_ok = (self._rx_since_ok + n) & _WRAP
+        self.stats.rx_bytes = wrap_add(self.stats.rx_bytes, n)
+        self._rx_since_ok = wrap_add(self._rx_since_ok, n)
         framer = self.framer
         pos = 0
         while True:
@@ -259,7 +255,7 @@ class LinkEngine:
         self._last_tx = now_ms
         self._last_tx_frame = self.tx
         self.tx = None
-        self.stats.tx_frames = _bump(self.stats.tx_frames)
+        self.stats.tx_frames = wrap_add(self.stats.tx_frames, 1)
 
     def bus_quiet(self, now_ms):
         if self.framer.pending() or ticks_diff(now_ms, self._last_rx) < self.config.quiet_ms:
@@ -280,6 +276,7 @@ class LinkEngine:
             self._next_poll = ticks_add(now_ms, self.config.listen_first_ms)
             self._last_rx = ticks_add(now_ms, -self.config.quiet_ms)
             self.model.changed_ms = now_ms
+        self._saturate_stamps(now_ms)
         framer = self.framer
         if framer.pending() and ticks_diff(now_ms, self._last_rx) >= self.config.gap_ms:
             while framer.flush():
@@ -300,6 +297,27 @@ class LinkEngine:
         if self.tx is None and self._phase == _PHASE_IDLE and self._txn is None:
             self._maybe_poll(now_ms)
 
+    def _saturate_stamps(self, now_ms):
+        # ticks_diff() spans only +-2**29 ms (6.2 days): a stamp left older
+        # than that would read as "in the future" (after a week without a
+        # byte, bus_quiet() would stay False and polling would stop). Pull
+        # every "last seen" stamp forward so its age saturates at _AGE_CAP
+        # (the data age too: a week-old status must never read as fresh).
+        old = ticks_add(now_ms, -_AGE_CAP)
+        model = self.model
+        if ticks_diff(now_ms, model.fresh_ms) > _AGE_CAP:
+            model.fresh_ms = old  # the status stays old, never "fresh" again
+        if ticks_diff(now_ms, model.changed_ms) > _AGE_CAP:
+            model.changed_ms = old
+        if ticks_diff(now_ms, self._last_rx) > _AGE_CAP:
+            self._last_rx = old
+        if ticks_diff(now_ms, self._last_foreign) > _AGE_CAP:
+            self._last_foreign = old
+        if ticks_diff(now_ms, self._last_foreign_poll) > _AGE_CAP:
+            self._last_foreign_poll = old
+        if ticks_diff(now_ms, self._last_tx) > _AGE_CAP:
+            self._last_tx = old
+
     def next_wakeup_ms(self, now_ms):
         """How long the driver may sleep before the next tick matters."""
         if self._phase != _PHASE_IDLE or self.framer.pending() or self._txn is not None:
@@ -318,12 +336,12 @@ class LinkEngine:
         self._phase = _PHASE_POLL
         self._deadline = ticks_add(now_ms, self.reply_timeout_ms())
         self._next_poll = ticks_add(now_ms, self.poll_ms())
-        self.stats.polls = _bump(self.stats.polls)
+        self.stats.polls = wrap_add(self.stats.polls, 1)
 
     def _poll_timed_out(self, now_ms):
         self._phase = _PHASE_IDLE
         stats = self.stats
-        stats.timeouts = _bump(stats.timeouts)
+        stats.timeouts = wrap_add(stats.timeouts, 1)
         link = self.model.link
         line = self.model.line
         if stats.last_error == ERR_CHECKSUM and ticks_diff(stats.last_error_ms, self._last_tx) >= 0:
@@ -344,7 +362,7 @@ class LinkEngine:
     # -- frames --------------------------------------------------------------
 
     def _on_frame(self, b, o, length, kind, now_ms):
-        self._frames_since_ok = (self._frames_since_ok + 1) & _WRAP
+        self._frames_since_ok = wrap_add(self._frames_since_ok, 1)
         if kind == KIND_OLD_STATUS:
             self._on_status(b, o, PROTOCOL_OLD, now_ms)
         elif kind == KIND_NEW:
@@ -388,7 +406,7 @@ class LinkEngine:
 
     def _foreign(self, now_ms):
         # Not an error: counted, and shown as the line diagnosis.
-        self.stats.foreign_frames = _bump(self.stats.foreign_frames)
+        self.stats.foreign_frames = wrap_add(self.stats.foreign_frames, 1)
         self._last_foreign = now_ms
         if self.config.passive and not self.model.passive:
             self.model.passive = True
@@ -435,7 +453,7 @@ class LinkEngine:
         model.baud = self.baud
         self._rx_since_ok = 0
         self._frames_since_ok = 0
-        self.stats.frames_ok = _bump(self.stats.frames_ok)
+        self.stats.frames_ok = wrap_add(self.stats.frames_ok, 1)
         self._update_state(now_ms)
         model.touch()
 
@@ -448,7 +466,7 @@ class LinkEngine:
         elif not model.has_data:
             state = LINK_LOST
         else:
-            age = ticks_diff(now_ms, model.fresh_ms)
+            age = ticks_diff(now_ms, model.fresh_ms)  # <= _AGE_CAP: tick() saturates it
             if age <= self.stale_ms():
                 state = LINK_OK
             elif age <= self.lost_ms():
@@ -472,7 +490,9 @@ class LinkEngine:
     def _diagnose(self, now_ms):
         # What the line looks like since the last verified status of ours.
         model = self.model
-        if model.passive and ticks_diff(now_ms, self._last_foreign) < self.config.passive_hold_ms:
+        if model.passive and ticks_diff(now_ms, self._last_foreign) < self.stale_ms():
+            # Another master's traffic explains the line; once even that has
+            # been quiet for a stale period, say what the line really does.
             line = LINE_FOREIGN
         elif not model.has_data and self.detector.rounds == 0 and self.stats.timeouts < _DIAGNOSE_AFTER:
             line = LINE_UNKNOWN  # the first attempts are still out
@@ -510,6 +530,7 @@ class LinkEngine:
             self.framer.reset()
             self._phase = _PHASE_IDLE
             self._next_poll = now_ms
+            self._saturate_stamps(now_ms)
             self._update_state(now_ms)
 
     # -- commands ------------------------------------------------------------
@@ -576,7 +597,7 @@ class LinkEngine:
                 self._phase = _PHASE_POLL
                 self._deadline = ticks_add(now_ms, self.reply_timeout_ms())
                 self._next_poll = ticks_add(now_ms, self.poll_ms())
-                self.stats.polls = _bump(self.stats.polls)
+                self.stats.polls = wrap_add(self.stats.polls, 1)
             return
         if self._phase != _PHASE_IDLE or not self._may_transmit(now_ms):
             return
@@ -685,9 +706,9 @@ class LinkEngine:
         command.note = note
         command.finished_ms = now_ms
         if state == cmd.DONE:
-            self.stats.commands_ok = _bump(self.stats.commands_ok)
+            self.stats.commands_ok = wrap_add(self.stats.commands_ok, 1)
         else:
-            self.stats.commands_failed = _bump(self.stats.commands_failed)
+            self.stats.commands_failed = wrap_add(self.stats.commands_failed, 1)
             self._error(ERR_COMMAND, now_ms)
         if self.log is not None:
             self.log.add(EV_COMMAND, 0, state, 0, now_ms)

@@ -5,7 +5,7 @@
 # ever updated from a verified frame, and `link` tells whether it is live:
 # a face must not present a status as live unless link == LINK_OK.
 from ant.status import Status
-from ticks import ticks_diff
+from ticks import ticks_diff, wrap_add
 
 LINK_OK = 0  # fresh, verified status within the stale limit
 LINK_STALE = 1  # last status older than the stale limit; polls going unanswered
@@ -68,4 +68,4 @@ class Model:
         return self.link == LINK_OK
 
     def touch(self):
-        self.generation = (self.generation + 1) & 0x3FFFFFFF
+        self.generation = wrap_add(self.generation, 1)

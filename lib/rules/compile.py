@@ -17,6 +17,7 @@ _OUTPUT_KEYS = (
 )
 _DAY_S = 86400
 _MAX_ON_S = 172800  # 2 days: timers stay well inside the 2**28 ms ticks margin
+_MAX_SCALED = 0x1FFFFFFF  # |threshold| in signal units: x +- 1, x +- hyst stay small ints
 
 
 def build(config, log):
@@ -195,8 +196,14 @@ def _output_ref(v, names, path):
     return v
 
 
-def _scaled(x, scale):
-    return int(round(x * scale))
+def _scaled(d, key, path, scale, default=None, lo=None):
+    """d[key] * scale as an int, bounded so that the thresholds derived from
+    it (x + 1, x - hyst) stay small ints on the ESP32 (|v| < 2**30): a bigger
+    one would be a heap int read on every evaluation, or not fit array("i")."""
+    v = number(d, key, path, default, lo) * scale
+    if not -_MAX_SCALED <= v <= _MAX_SCALED:
+        raise ConfigError(join(path, key), "must be within +-" + str(_MAX_SCALED // scale))
+    return int(round(v))
 
 
 def _thresholds(spec, path, scale, allow_quiet):
@@ -207,19 +214,19 @@ def _thresholds(spec, path, scale, allow_quiet):
         for k in ("above", "below", "hyst"):
             if k in spec:
                 raise ConfigError(join(path, k), "use either on/off or above/below with hyst")
-        on = _scaled(number(spec, "on", path), scale)
-        off = _scaled(number(spec, "off", path), scale)
+        on = _scaled(spec, "on", path, scale)
+        off = _scaled(spec, "off", path, scale)
         if on == off:
             raise ConfigError(join(path, "off"), "must differ from \"on\" (that gap is the hysteresis)")
         return on > off, on, off
-    hyst = _scaled(number(spec, "hyst", path, 0.0, 0.0), scale)
+    hyst = _scaled(spec, "hyst", path, scale, 0.0, 0.0)
     if "above" in spec and "below" in spec:
         raise ConfigError(join(path, "below"), "use one of above/below")
     if "above" in spec:
-        x = _scaled(number(spec, "above", path), scale)
+        x = _scaled(spec, "above", path, scale)
         return True, x + 1, x - hyst
     if "below" in spec:
-        x = _scaled(number(spec, "below", path), scale)
+        x = _scaled(spec, "below", path, scale)
         return False, x - 1, x + hyst
     raise ConfigError(path, "needs on/off or above/below")
 

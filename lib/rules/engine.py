@@ -11,9 +11,10 @@
 # _age(), which saturates it at _AGE_CAP so a stamp never wraps.
 from array import array
 
+from daywindow import in_window
 from eventlog import EV_OUTPUT
 from link.model import LINK_OK, LINK_STALE
-from ticks import ticks_add, ticks_diff
+from ticks import ticks_add, ticks_diff, wrap_add
 from rules.program import (
     F_HIGH, F_QUIET, LATCH_NAMES, LATCH_NONE, LATCH_ON, MAX_NODES, MAX_RATE, MODE_AUTO,
     MODE_NAMES, MODE_OFF, MODE_ON, OP_ALL, OP_ANY, OP_BITS, OP_BOOL, OP_CMP, OP_FLAG,
@@ -40,13 +41,6 @@ _UNKNOWN = const(2)
 _OVR_NONE = const(0)
 _OVR_OFF = const(1)
 _OVR_ON = const(2)
-
-
-def in_window(minute, start, end):
-    """minute in [start, end), wrapping midnight when end < start."""
-    if start < end:
-        return start <= minute < end
-    return minute >= start or minute < end
 
 
 class Engine:
@@ -444,7 +438,7 @@ class Engine:
         if target != cur:
             self.out[i] = target
             self.since[i] = now
-            self.switches[i] = (self.switches[i] + 1) & 0x3FFFFFFF
+            self.switches[i] = wrap_add(self.switches[i], 1)
             if target:
                 cap = self.p.rate_cap[i]
                 if cap:

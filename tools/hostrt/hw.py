@@ -47,9 +47,23 @@ def ticks_ms():
     return time.ticks_ms() & _TICKS_MASK  # pyright: ignore
 
 
+_epoch_base_s = 0  # int(time.time()) at ticks _epoch_base_ticks
+_epoch_base_ticks = 0
+_EPOCH_REBASE_MS = 3600000  # well inside ticks_diff's 2**29 ms range
+
+
 def epoch_s():
-    """Unix time in s (UTC); the host's clock is always set."""
-    return int(time.time())
+    """Unix time in s (UTC); the host's clock is always set. time.time()
+    is a float here (and time_ns() a boxed int): reading it on every rules
+    pass would allocate, so it is read once an hour and the ticks count on."""
+    global _epoch_base_s, _epoch_base_ticks
+    now = ticks_ms()
+    d = ticks_diff(now, _epoch_base_ticks)
+    if _epoch_base_s == 0 or d < 0 or d >= _EPOCH_REBASE_MS:
+        _epoch_base_s = int(time.time())
+        _epoch_base_ticks = now
+        d = 0
+    return _epoch_base_s + d // 1000
 
 
 def reset():
@@ -89,10 +103,9 @@ class _Control:
         for _ in range(2):  # one reconnect if the connection went stale
             try:
                 if self._sock is None:
-                    s = socket.socket()
-                    s.settimeout(2)
-                    s.connect(_addr(self._spec))
-                    self._sock = s
+                    self._sock = socket.socket()  # kept first: _close() releases it if connect fails
+                    self._sock.settimeout(2)
+                    self._sock.connect(_addr(self._spec))
                 self._sock.write((line + "\n").encode())
                 reply = self._sock.readline()
                 if reply:
@@ -104,11 +117,15 @@ class _Control:
 
     def _close(self):
         if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
+            _close(self._sock)
             self._sock = None
+
+
+def _close(sock):
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 _control = _Control(_env("ANTBRIDGE_SIM_CONTROL"))
@@ -123,14 +140,7 @@ def control(line):
 
 
 def board_name():
-    try:
-        with open(storage_root() + "settings.json") as f:
-            name = json.load(f).get("board")
-        if isinstance(name, str) and name:
-            return name
-    except Exception:
-        pass
-    return DEFAULT_BOARD
+    return boardinfo.named_in_settings(storage_root() + "settings.json", DEFAULT_BOARD)
 
 
 def board():
@@ -252,13 +262,14 @@ class Uart:
         if self._next_try >= 0 and ticks_diff(now, self._next_try) < 0:
             return None  # retry later
         self._next_try = ticks_add(now, _RECONNECT_MS)
+        s = socket.socket()
         try:
-            s = socket.socket()
             s.settimeout(1)
             s.connect(_addr(self._spec))
             s.setblocking(False)
         except OSError as e:
-            if self.connects == 0 or self._sock is not None:
+            _close(s)  # one descriptor per attempt would leak while the simulator is down
+            if self.connects == 0:
                 print("hw: uart connect to", self._spec, "failed:", e)
             return None
         self._sock = s
@@ -267,10 +278,7 @@ class Uart:
 
     def _drop(self):
         if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
+            _close(self._sock)
             self._sock = None
 
     def write(self, buf):
