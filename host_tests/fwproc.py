@@ -35,6 +35,19 @@ def micropath():
         return _micropath
 
 
+def firmware_module(name):
+    """Import a firmware/ module under CPython, for tests of its pure parts.
+    firmware/ goes after lib/ and tools/ on the path: firmware/http.py must
+    not shadow CPython's http."""
+    import importlib
+    import sys
+
+    firmware = os.path.join(ROOT, "firmware")
+    if firmware not in sys.path:
+        sys.path.append(firmware)
+    return importlib.import_module(name)
+
+
 def wait_until(predicate, timeout_s, interval_s=0.05, what="condition"):
     """Poll predicate() until it returns a truthy value; returns it."""
     deadline = time.monotonic() + timeout_s

@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 
-from fwproc import TOKEN, Firmware, alloc_probe, wait_until
+from fwproc import TOKEN, Firmware, alloc_probe, firmware_module, wait_until
 from simproc import SimProcess
 
 LINK = {"poll_ms": 200, "poll_floor_ms": 100, "stale_ms": 1000, "lost_ms": 2500}
@@ -317,19 +317,8 @@ def test_periodic_tasks_allocate_nothing(tmp_path):
 # -- state.json storage (CPython, the module itself) ----------------------------------
 
 
-def _statestore():
-    import sys
-
-    firmware = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
-    if firmware not in sys.path:
-        sys.path.append(firmware)  # after lib/ and tools/: firmware/http.py must not shadow CPython's http
-    import statestore
-
-    return statestore
-
-
 def test_state_store_writes_atomically_and_bounds_what_it_reads(tmp_path):
-    statestore = _statestore()
+    statestore = firmware_module("statestore")
     root = str(tmp_path) + "/"
     store = statestore.StateStore(root)
     assert store.load() == {} and store.error is None  # first boot

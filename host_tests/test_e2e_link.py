@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from fwproc import TOKEN, Firmware, wait_until
+from fwproc import TOKEN, Firmware, firmware_module, wait_until
 from simproc import SimProcess
 
 # Short intervals so faults show and heal quickly (set in settings.json).
@@ -342,19 +342,8 @@ def test_crashed_task_is_logged_and_restarted(tmp_path):
 # -- settings.json (firmware/settings.py under CPython) -------------------------------------
 
 
-def _settings_module():
-    import sys
-
-    firmware = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
-    if firmware not in sys.path:
-        sys.path.append(firmware)  # after lib/ and tools/: firmware/http.py must not shadow CPython's http
-    import settings
-
-    return settings
-
-
 def test_settings_defaults_errors_and_atomic_save(tmp_path):
-    settings = _settings_module()
+    settings = firmware_module("settings")
     root = str(tmp_path) + "/"
     s = settings.load(root)
     assert not s.found and s.error is None and s.link.poll_ms == 1000 and s.api_token == ""
