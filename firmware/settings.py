@@ -17,6 +17,7 @@ FILE = "settings.json"
 MAX_FILE_BYTES = 16384  # a full config is ~2 KB; reading a runaway file would exhaust the heap at boot
 FLAGS = 8  # API flags ({"flag": n} conditions, POST /api/flags)
 PROTOCOLS = ("auto", "old", "new")  # index = PROTOCOL_* (0 = auto)
+_MIN_TOKEN = 16
 _TOP_KEYS = ("board", "api_token", "http_port", "wifi", "link", "outputs", "acc", "energy", "sense_check_s")
 # A fresh bridge switches nothing until its outputs are configured.
 DEFAULT_OUTPUTS = {"outputs": [{"name": "do1", "mode": "off"}, {"name": "do2", "mode": "off"},
@@ -127,6 +128,8 @@ def parse(d):
     s = Settings()
     s.board = schema.string(d, "board", "", s.board, max_len=32)
     s.api_token = schema.string(d, "api_token", "", s.api_token, max_len=128)
+    if 0 < len(s.api_token) < _MIN_TOKEN:  # a guessable token is no authentication
+        raise schema.ConfigError("api_token", "at least %d characters (or empty: control off)" % _MIN_TOKEN)
     s.http_port = schema.integer(d, "http_port", "", s.http_port, 1, 65535)
     wifi = schema.obj(d.get("wifi", {}), "wifi", ("ssid", "password"))
     s.wifi_ssid = schema.string(wifi, "ssid", "wifi", "", max_len=32)

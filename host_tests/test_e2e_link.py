@@ -357,9 +357,12 @@ def test_settings_defaults_errors_and_atomic_save(tmp_path):
     s = settings.load(root)  # a runaway file is not read whole (the heap at boot)
     assert s.error == "settings.json: larger than %d bytes; using defaults" % settings.MAX_FILE_BYTES
     assert s.api_token == ""
-    settings.save(root, {"api_token": "t0k", "link": {"poll_ms": 500, "protocol": "old", "password": "1234"}})
+    (tmp_path / "settings.json").write_text('{"api_token": "short"}')
     s = settings.load(root)
-    assert s.error is None and s.api_token == "t0k" and s.link.poll_ms == 500
+    assert s.error is not None and "api_token" in s.error and s.api_token == ""  # refused: control stays off
+    settings.save(root, {"api_token": "t0k-0123456789abcdef", "link": {"poll_ms": 500, "protocol": "old", "password": "1234"}})
+    s = settings.load(root)
+    assert s.error is None and s.api_token == "t0k-0123456789abcdef" and s.link.poll_ms == 500
     assert s.link.protocol == 1 and s.link.password == "1234"
     assert sorted(os.listdir(tmp_path)) == ["settings.json"]  # no temporary file left behind
     with pytest.raises(ValueError):
