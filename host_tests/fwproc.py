@@ -48,6 +48,16 @@ def firmware_module(name):
     return importlib.import_module(name)
 
 
+def no_crash(fw):
+    """The firmware is healthy: no task crashed, no traceback printed.
+    Returns /api/health."""
+    out, err = fw.output()
+    health = fw.get_json("/api/health")
+    assert health["task_crashes"] == 0, (health, err)
+    assert "Traceback" not in out + err, out + err
+    return health
+
+
 def wait_until(predicate, timeout_s, interval_s=0.05, what="condition"):
     """Poll predicate() until it returns a truthy value; returns it."""
     deadline = time.monotonic() + timeout_s

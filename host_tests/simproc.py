@@ -49,6 +49,23 @@ if os.path.join(ROOT, "lib") not in sys.path:
 from ant.framer import Framer  # noqa: E402
 
 
+def _chunks(sock, deadline):
+    """What arrives on `sock` until the monotonic `deadline`, the peer
+    closes, or nothing more comes in time."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        sock.settimeout(left)
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            return
+        if not data:
+            return
+        yield data
+
+
 class SimProcess:
     def __init__(self, *args, pty=False, ready_timeout=10.0, quiet=True):
         self.args = [str(a) for a in args]
@@ -125,18 +142,7 @@ class SimProcess:
     def read_raw(sock, duration=0.5):
         """Everything that arrives within `duration` seconds."""
         out = bytearray()
-        deadline = time.monotonic() + duration
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            sock.settimeout(left)
-            try:
-                data = sock.recv(4096)
-            except socket.timeout:
-                break
-            if not data:
-                break
+        for data in _chunks(sock, time.monotonic() + duration):
             out += data
         return bytes(out)
 
@@ -146,24 +152,17 @@ class SimProcess:
         seconds passed."""
         framer = Framer()
         frames = []
-        deadline = time.monotonic() + timeout
-        while len(frames) < count:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            sock.settimeout(left)
-            try:
-                data = sock.recv(4096)
-            except socket.timeout:
-                break
-            if not data:
-                break
+        if count <= 0:
+            return frames
+        for data in _chunks(sock, time.monotonic() + timeout):
             pos = 0
             while True:
                 pos = framer.feed(data, pos)
                 if not framer.kind:
                     break
                 frames.append((framer.kind, bytes(framer.buf[framer.start : framer.start + framer.length])))
+            if len(frames) >= count:
+                break
         return frames
 
     def stderr_text(self):

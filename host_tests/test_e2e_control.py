@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 
-from fwproc import TOKEN, Firmware, alloc_probe, firmware_module, wait_until
+from fwproc import TOKEN, Firmware, no_crash, alloc_probe, firmware_module, wait_until
 from simproc import SimProcess
 
 LINK = {"poll_ms": 200, "poll_floor_ms": 100, "stale_ms": 1000, "lost_ms": 2500}
@@ -26,14 +26,6 @@ def settings(**extra):
     d = {"outputs": OUTPUTS, "acc": ACC}
     d.update(extra)
     return d
-
-
-def no_crash(fw):
-    out, err = fw.output()
-    health = fw.get_json("/api/health")
-    assert health["task_crashes"] == 0, (health, err)
-    assert "Traceback" not in out + err, out + err
-    return health
 
 
 @contextlib.contextmanager

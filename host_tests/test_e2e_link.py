@@ -9,20 +9,12 @@ import time
 
 import pytest
 
-from fwproc import TOKEN, Firmware, firmware_module, wait_until
+from fwproc import TOKEN, Firmware, no_crash, firmware_module, wait_until
 from simproc import SimProcess
 
 # Short intervals so faults show and heal quickly (set in settings.json).
 FAST = {"poll_ms": 200, "stale_ms": 1000, "lost_ms": 10000, "passive_hold_ms": 3000}
 STALE_LIMIT_MS = 3000  # data older than this must never be presented as live
-
-
-def no_crash(fw):
-    out, err = fw.output()
-    health = fw.get_json("/api/health")
-    assert health["task_crashes"] == 0, (health, err)
-    assert "Traceback" not in out + err, out + err
-    return health
 
 
 @contextlib.contextmanager

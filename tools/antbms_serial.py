@@ -254,19 +254,26 @@ def _open(args):
     return SerialLink(args.port, make_config(args))
 
 
+def _open_or_explain(args, what):
+    """(link, None), or (None, exit code) after saying why on stderr."""
+    try:
+        return _open(args), None
+    except UsageError as e:
+        print("antbms %s: %s" % (what, e), file=sys.stderr)
+        return None, EXIT_USAGE
+    except PortError as e:
+        print("antbms %s: %s" % (what, e), file=sys.stderr)
+        return None, EXIT_FAILED
+
+
 def cmd_monitor(args, out=None):
     from link.describe import snapshot
     from ticks import ticks_diff
 
     out = out or sys.stdout
-    try:
-        link = _open(args)
-    except UsageError as e:
-        print("antbms monitor: %s" % e, file=sys.stderr)
-        return EXIT_USAGE
-    except PortError as e:
-        print("antbms monitor: %s" % e, file=sys.stderr)
-        return EXIT_FAILED
+    link, code = _open_or_explain(args, "monitor")
+    if link is None:
+        return code
     tty = not args.json and out.isatty()
     shown = 0
     start = ticks_ms()
@@ -324,14 +331,9 @@ def cmd_control(args, out=None):
     from link import command as cmd
 
     out = out or sys.stdout
-    try:
-        link = _open(args)
-    except UsageError as e:
-        print("antbms control: %s" % e, file=sys.stderr)
-        return EXIT_USAGE
-    except PortError as e:
-        print("antbms control: %s" % e, file=sys.stderr)
-        return EXIT_FAILED
+    link, code = _open_or_explain(args, "control")
+    if link is None:
+        return code
     timeout_s = args.timeout if args.timeout is not None else 20.0
     link.engine.config.command_timeout_ms = int(timeout_s * 1000)
     command = cmd.Command(args.command)
