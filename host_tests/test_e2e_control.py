@@ -11,7 +11,7 @@ import os
 from fwproc import TOKEN, Firmware, no_crash, alloc_probe, firmware_module, wait_until
 from simproc import SimProcess
 
-LINK = {"poll_ms": 200, "poll_floor_ms": 100, "stale_ms": 1000, "lost_ms": 2500}
+LINK = {"poll_ms": 200, "poll_floor_ms": 100, "stale_ms": 1000, "lost_ms": 2500, "listen_first_ms": 100}
 # Short ACC timings so a wake is seen within seconds.
 ACC = {"wake": {"boot_grace_ms": 1000, "pulse_ms": 400, "wait_ms": 2500, "backoff_ms": 500}}
 # The charger preset without its 60 s minimum off time (a test cannot wait for it).

@@ -13,7 +13,8 @@ from fwproc import TOKEN, Firmware, no_crash, firmware_module, wait_until
 from simproc import SimProcess
 
 # Short intervals so faults show and heal quickly (set in settings.json).
-FAST = {"poll_ms": 200, "stale_ms": 1000, "lost_ms": 10000, "passive_hold_ms": 3000}
+# No display in most tests: a short first listen keeps start-up fast.
+FAST = {"poll_ms": 200, "stale_ms": 1000, "lost_ms": 10000, "passive_hold_ms": 3000, "listen_first_ms": 100}
 STALE_LIMIT_MS = 3000  # data older than this must never be presented as live
 
 
@@ -231,7 +232,10 @@ def test_command_with_configured_password(tmp_path):
 
 
 def test_display_detected_passive_without_collisions(tmp_path):
-    with bridge(tmp_path, ["--faults", "display=1000"]) as (sim, fw):
+    # The default first listen (1.5 s) hears a display that polls each second
+    # before the bridge ever talks.
+    link = dict(FAST, listen_first_ms=1500)
+    with bridge(tmp_path, ["--faults", "display=1000"], link=link) as (sim, fw):
         doc = wait_until(lambda: (lambda d: d if d["link"]["passive"] and d["live"] else None)(fw.status()), 15, 0.1, "passive")
         assert doc["link"]["line"] in ("foreign", "ok")
         frames = doc["link"]["stats"]["frames_ok"]

@@ -27,6 +27,10 @@ from ticks import ticks_add
 
 def make(bms=None, display=None, **settings):
     config = LinkConfig()
+    if display is None:
+        # Nobody else on the bus: the time budgets below count from a short
+        # first listen. Tests with a display keep the default.
+        config.listen_first_ms = 300
     for key in settings:
         setattr(config, key, settings[key])
     model = Model()
@@ -507,6 +511,22 @@ def test_the_bridge_never_talks_into_a_displays_exchange():
         assert h.run_until(c.finished, 8000)
         assert c.state == cmd.DONE, (first, c.reason)
         assert h.collisions == 0, first
+
+
+def test_a_display_is_heard_before_the_bridge_first_talks():
+    # On a real port a request reaches the bridge a few ms after the display
+    # sent it, so an active poll can race it. The default first listen is
+    # longer than a display's period: whatever its phase, the display's first
+    # request comes before the bridge's first frame.
+    assert LinkConfig().listen_first_ms > 1000
+    for first in range(0, 1000, 50):
+        display = Display(period_ms=1000, first_ms=first)
+        h, engine, model, _ = make(display=display)
+        assert h.run_until(lambda: display.polls >= 1, 1100), first
+        assert h.sent == [], first
+        h.run(3000)
+        assert model.passive and model.link == LINK_OK and h.collisions == 0, first
+        assert h.sent == [], first  # passive: the display's polls bring the data
 
 
 def test_the_first_poll_waits_for_an_exchange_already_under_way():

@@ -86,7 +86,10 @@ class LinkConfig:
         self.lost_ms = 0  # 0 = max(10000, 5 * poll)
         self.gap_ms = 30  # silence that ends a burst (flushes the framer)
         self.quiet_ms = 20  # silence required before we transmit
-        self.listen_first_ms = 300  # listen this long before the first poll
+        # Listen this long before the first poll: longer than a display's
+        # poll period (about 1 s), so a display on the port is heard before
+        # the bridge ever talks and it is never interrupted, not even once.
+        self.listen_first_ms = 1500
         self.protocol = 0  # 0 auto, PROTOCOL_OLD, PROTOCOL_NEW
         self.baud = 0  # 0 auto, 19200, 9600
         self.password = None
