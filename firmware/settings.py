@@ -5,16 +5,15 @@
 # the user can fix it. Writes are atomic (temporary file + rename), so a
 # power cut never leaves half a file.
 import gc
-import json
 import sys
 
 import schema
 from link.engine import LinkConfig
 
-from statestore import write_json_atomic
+from statestore import TooLarge, read_json, write_json_atomic
 
 FILE = "settings.json"
-MAX_FILE_BYTES = 16384  # a full config is ~2 KB; reading a runaway file would exhaust the heap at boot
+MAX_FILE_BYTES = 16384  # a full config is ~2 KB; a larger file is refused unread
 FLAGS = 8  # API flags ({"flag": n} conditions, POST /api/flags)
 PROTOCOLS = ("auto", "old", "new")  # index = PROTOCOL_* (0 = auto)
 _MIN_TOKEN = 16
@@ -162,17 +161,14 @@ def load(root):
     """Settings from root/settings.json; never raises."""
     path = root + FILE
     try:
-        with open(path) as f:
-            text = f.read(MAX_FILE_BYTES + 1)
+        d = read_json(path, MAX_FILE_BYTES)
     except OSError:
         return Settings()  # first boot: defaults
-    if len(text) > MAX_FILE_BYTES:
+    except TooLarge as e:
         s = Settings()
         s.found = True
-        s.error = FILE + ": larger than " + str(MAX_FILE_BYTES) + " bytes; using defaults"
+        s.error = FILE + ": " + str(e) + "; using defaults"
         return s
-    try:
-        d = json.loads(text)
     except ValueError:
         s = Settings()
         s.found = True

@@ -11,6 +11,21 @@ FILE = "state.json"
 MAX_FILE_BYTES = 8192  # the real file is a few hundred bytes
 
 
+class TooLarge(ValueError):
+    """read_json(): the file is larger than the caller allows."""
+
+
+def read_json(path, max_bytes):
+    """The JSON document in path, parsed from the stream: the heap never
+    holds the file's text, and a file over max_bytes is refused unread (a
+    runaway file must not exhaust the heap at boot). Raises OSError (absent
+    or unreadable), TooLarge, or ValueError (not JSON)."""
+    if os.stat(path)[6] > max_bytes:
+        raise TooLarge("larger than " + str(max_bytes) + " bytes")
+    with open(path) as f:
+        return json.load(f)
+
+
 def write_json_atomic(path, obj):
     """Write obj as JSON to path through path.tmp and a rename, then sync
     the filesystem where the port can (os.sync: ESP32, CPython). Raises
@@ -42,13 +57,10 @@ class StateStore:
 
     def load(self):
         try:
-            with open(self.path) as f:
-                text = f.read(MAX_FILE_BYTES + 1)
+            d = read_json(self.path, MAX_FILE_BYTES)
         except OSError:
             return self.data  # first boot
-        try:
-            d = json.loads(text) if len(text) <= MAX_FILE_BYTES else None
-        except ValueError:
+        except ValueError:  # TooLarge included
             d = None
         if not isinstance(d, dict):
             self.error = FILE + ": corrupt; counters start from zero"
