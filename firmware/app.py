@@ -48,7 +48,7 @@ def _rules_engine(settings, log):
 
 
 def _output(ctx, name):
-    if hw.output_spec(name) is None:
+    if name not in hw.board().outputs:
         return None  # not fitted on this board
     out = hw.Output(name)
     ctx.pins[name] = out

@@ -48,6 +48,18 @@ def load(path):
     return info
 
 
+_current = None
+
+
+def current(boards_dir, settings_path, default):
+    """The board settings.json names (or default): <boards_dir>/<name>.json,
+    validated and loaded once per boot."""
+    global _current
+    if _current is None:
+        _current = load(boards_dir + "/" + named_in_settings(settings_path, default) + ".json")
+    return _current
+
+
 def named_in_settings(settings_path, default):
     """The board named by settings.json's "board" key, read leniently
     (boot.py needs it before the settings are validated), or default."""

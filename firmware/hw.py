@@ -15,8 +15,6 @@ BOARDS_DIR = "/boards"
 _STORAGE = "/"
 _TICKS_MASK = 0x3FFFFFFF  # the same wrap as lib/ticks.py on every port
 
-_board = None
-
 
 def storage_root():
     return _STORAGE
@@ -52,21 +50,7 @@ def board_name():
 
 def board():
     """The validated board (boardinfo.BoardInfo), loaded once."""
-    global _board
-    if _board is None:
-        _board = boardinfo.load(BOARDS_DIR + "/" + board_name() + ".json")
-    return _board
-
-
-def output_spec(name):
-    """The board's output for a role ("do1".."do3", "acc", "supply_enable",
-    "led"), or None when the board has none fitted."""
-    return board().outputs.get(name)
-
-
-def input_spec(name):
-    """The board's input for a role ("do1_sense".."do3_sense", "boot_button")."""
-    return board().inputs.get(name)
+    return boardinfo.current(BOARDS_DIR, _STORAGE + "settings.json", DEFAULT_BOARD)
 
 
 # -- pins ------------------------------------------------------------------------
@@ -76,7 +60,7 @@ class Output:
     """A named output; set(1) asserts it, whatever the board's polarity."""
 
     def __init__(self, name):
-        spec = output_spec(name)
+        spec = board().outputs.get(name)
         if spec is None:
             raise ValueError("board has no output " + name)
         self.name = name
@@ -94,7 +78,7 @@ class Output:
 
 class Input:
     def __init__(self, name):
-        spec = input_spec(name)
+        spec = board().inputs.get(name)
         if spec is None:
             raise ValueError("board has no input " + name)
         self._spec = spec

@@ -60,11 +60,12 @@ class Outputs:
         n = engine.count
         self.pins = []  # hw.Output per rules output (None: not fitted on this board)
         self.senses = []  # hw.Input per rules output (None: no sense input)
+        board = hw.board()
         for i in range(n):
             role = "do" + str(i + 1)
-            self.pins.append(hw.Output(role) if hw.output_spec(role) is not None else None)
+            self.pins.append(hw.Output(role) if role in board.outputs else None)
             sense = role + "_sense"
-            self.senses.append(hw.Input(sense) if hw.input_spec(sense) is not None else None)
+            self.senses.append(hw.Input(sense) if sense in board.inputs else None)
         self.levels = bytearray(n)  # asserted (1) / not, as last written
         for i in range(n):
             pin = self.pins[i]

@@ -25,7 +25,6 @@ EXIT_RESET = 75
 _TICKS_MASK = 0x3FFFFFFF
 _RECONNECT_MS = 300
 
-_board = None
 _pins = {}  # name -> 1 asserted / 0 not
 _FORWARDED = {"acc": "acc", "supply_enable": "vcc"}
 
@@ -146,21 +145,7 @@ def board_name():
 def board():
     """boards/<name>.json (ANTBRIDGE_BOARDS dir), validated by lib/board.py;
     the default is boards/host.json."""
-    global _board
-    if _board is None:
-        _board = boardinfo.load(_env("ANTBRIDGE_BOARDS", "boards") + "/" + board_name() + ".json")
-    return _board
-
-
-def output_spec(name):
-    """The board's output for a role ("do1".."do3", "acc", "supply_enable",
-    "led"), or None when the board has none fitted."""
-    return board().outputs.get(name)
-
-
-def input_spec(name):
-    """The board's input for a role ("do1_sense".."do3_sense", "boot_button")."""
-    return board().inputs.get(name)
+    return boardinfo.current(_env("ANTBRIDGE_BOARDS", "boards"), storage_root() + "settings.json", DEFAULT_BOARD)
 
 
 def pins():
@@ -170,7 +155,7 @@ def pins():
 
 class Output:
     def __init__(self, name):
-        spec = output_spec(name)
+        spec = board().outputs.get(name)
         if spec is None:
             raise ValueError("board has no output " + name)
         self.name = name
@@ -199,7 +184,7 @@ class Input:
     """Reads the pin table; tests or tools set pins()[name] (1 = asserted)."""
 
     def __init__(self, name):
-        if input_spec(name) is None:
+        if name not in board().inputs:
             raise ValueError("board has no input " + name)
         self.name = name
         _pins.setdefault(name, 0)
