@@ -7,7 +7,9 @@
 #   fw.get_json("/api/status"); fw.post_json("/api/command", {...}, token=fw.token)
 #   sim.control("fault silent 5"); sim.state()["charge_mos"]
 #   fw.stop(); sim.stop()                                  # fw.stop() returns the exit code
+#   with bridge(tmp_path, ["--protocol", "old"], link={...}) as (sim, fw): ...   # all of the above
 #   alloc_probe(tmp_path)   # the periodic tasks under heap_lock(), see ALLOC_PROBE
+import contextlib
 import json
 import os
 import subprocess
@@ -17,6 +19,7 @@ import urllib.error
 import urllib.request
 
 import run  # tools/run.py (tools/ is on sys.path via conftest)
+from simproc import SimProcess
 
 ROOT = run.ROOT
 BUILD = os.environ.get("ANTBRIDGE_E2E_BUILD") or os.path.join(ROOT, "build", "e2e")
@@ -46,6 +49,22 @@ def firmware_module(name):
     if firmware not in sys.path:
         sys.path.append(firmware)
     return importlib.import_module(name)
+
+
+@contextlib.contextmanager
+def bridge(tmp_path, sim_args=(), **fw_kw):
+    """A simulator started with sim_args and the firmware against it
+    (Firmware keywords); checks no_crash() at the end and stops both."""
+    sim = SimProcess(*sim_args).start()
+    fw = None
+    try:
+        fw = Firmware(tmp_path, sim, **fw_kw)
+        yield sim, fw
+        no_crash(fw)
+    finally:
+        if fw is not None:
+            fw.stop()
+        sim.stop()
 
 
 def no_crash(fw):

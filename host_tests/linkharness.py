@@ -5,6 +5,7 @@
 from ant import commands, new, old
 from ant.framer import KIND_NEW, KIND_OLD_SHORT, Framer
 from ant.status import PROTOCOL_NEW, PROTOCOL_OLD, Status
+from link.command import Command
 from ticks import ticks_add, ticks_diff
 
 START_MS = 0x3FFFF000  # close to the 2**30 wrap: every test crosses it
@@ -209,6 +210,14 @@ class Harness:
                 return True
             self.step(step)
         return predicate()
+
+    def command(self, name, limit_ms, done_cb=None):
+        """Submit a command now and run until it finished (or limit_ms
+        passed); returns it."""
+        c = Command(name, done_cb)
+        self.engine.submit(c, self.now)
+        self.run_until(c.finished, limit_ms)
+        return c
 
     def step(self, step=5):
         engine = self.engine

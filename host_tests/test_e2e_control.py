@@ -4,10 +4,10 @@
 # dead link, counters and overrides across a reboot, and the control API's
 # refusals. Observed through the firmware's HTTP API, its event log (device
 # timestamps) and the simulator's control port. CPython only.
-import contextlib
 import json
 import os
 
+import fwproc
 from fwproc import TOKEN, Firmware, no_crash, alloc_probe, firmware_module, wait_until
 from simproc import SimProcess
 
@@ -28,19 +28,9 @@ def settings(**extra):
     return d
 
 
-@contextlib.contextmanager
 def bridge(tmp_path, sim_args=(), **fw_kw):
-    sim = SimProcess(*sim_args).start()
-    fw = None
-    try:
-        fw_kw.setdefault("settings", settings())
-        fw = Firmware(tmp_path, sim, link=LINK, **fw_kw)
-        yield sim, fw
-        no_crash(fw)
-    finally:
-        if fw is not None:
-            fw.stop()
-        sim.stop()
+    fw_kw.setdefault("settings", settings())
+    return fwproc.bridge(tmp_path, sim_args, link=LINK, **fw_kw)
 
 
 def outputs(fw):

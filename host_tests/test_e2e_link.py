@@ -3,12 +3,12 @@
 # tools/hostrt) against the real BMS simulator (tools/bmssim.py), observed
 # through the firmware's HTTP API and the simulator's control port.
 # CPython only: processes, sockets, HTTP.
-import contextlib
 import os
 import time
 
 import pytest
 
+import fwproc
 from fwproc import TOKEN, Firmware, no_crash, firmware_module, wait_until
 from simproc import SimProcess
 
@@ -18,18 +18,8 @@ FAST = {"poll_ms": 200, "stale_ms": 1000, "lost_ms": 10000, "passive_hold_ms": 3
 STALE_LIMIT_MS = 3000  # data older than this must never be presented as live
 
 
-@contextlib.contextmanager
 def bridge(tmp_path, sim_args=(), link=None, **fw_kw):
-    sim = SimProcess(*sim_args).start()
-    fw = None
-    try:
-        fw = Firmware(tmp_path, sim, link=FAST if link is None else link, **fw_kw)
-        yield sim, fw
-        no_crash(fw)
-    finally:
-        if fw is not None:
-            fw.stop()
-        sim.stop()
+    return fwproc.bridge(tmp_path, sim_args, link=FAST if link is None else link, **fw_kw)
 
 
 def live_invariant(doc):

@@ -162,9 +162,8 @@ def test_a_display_makes_the_bridge_listen_and_command_in_the_gaps():
     h.run(6000)
     assert engine.stats.polls == polls  # no polls of our own while passive
     assert model.link == LINK_OK and model.line == LINE_FOREIGN  # fed by the display's replies
-    c = cmd.Command("charge-off")
-    engine.submit(c, h.now)
-    assert h.run_until(c.finished, 8000)
+    c = h.command("charge-off", 8000)
+    assert c.finished()
     assert c.state == cmd.DONE, c.reason
     assert h.bms.st.charge_mos == 15 and model.status.charge_mos == 15
     assert h.collisions == 0
@@ -193,9 +192,8 @@ def test_new_command_with_ack_and_status_confirmation():
     h, engine, model, log = make()
     h.run_until(lambda: model.link == LINK_OK, 2000)
     done = []
-    c = cmd.Command("discharge-off", done.append)
-    engine.submit(c, h.now)
-    assert h.run_until(c.finished, 3000)
+    c = h.command("discharge-off", 3000, done.append)
+    assert c.finished()
     assert c.state == cmd.DONE and done == [c]
     assert commands.control("discharge-off", "new") in h.sent
     assert model.status.discharge_mos == 15
@@ -205,9 +203,7 @@ def test_new_command_with_ack_and_status_confirmation():
 def test_commands_are_sent_only_between_polls():
     h, engine, model, _ = make(poll_ms=250)
     h.run_until(lambda: model.link == LINK_OK, 2000)
-    c = cmd.Command("charge-off")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 3000)
+    c = h.command("charge-off", 3000)
     # Every frame went out with no reply still due (no collision on the wire).
     assert h.collisions == 0 and c.state == cmd.DONE
 
@@ -216,9 +212,8 @@ def test_old_command_echo_and_password():
     bms = FakeBms(protocols=("old",), password="12345678")
     h, engine, model, _ = make(bms, password="12345678")
     h.run_until(lambda: model.link == LINK_OK, 3000)
-    c = cmd.Command("charge-off")
-    engine.submit(c, h.now)
-    assert h.run_until(c.finished, 3000)
+    c = h.command("charge-off", 3000)
+    assert c.finished()
     assert c.state == cmd.DONE, c.reason
     assert commands.password("old", "12345678") in h.sent
     assert model.status.charge_mos == 15
@@ -228,16 +223,14 @@ def test_wrong_password_is_reported_as_such():
     bms = FakeBms(protocols=("old",), password="12345678")
     h, engine, model, _ = make(bms, password="87654321")
     h.run_until(lambda: model.link == LINK_OK, 3000)
-    c = cmd.Command("charge-off")
-    engine.submit(c, h.now)
-    assert h.run_until(c.finished, 5000)
+    c = h.command("charge-off", 5000)
+    assert c.finished()
     assert c.state == cmd.FAILED and "wrong password" in c.reason
     bms = FakeBms(password="123456789abc")
     h, engine, model, _ = make(bms, password="nope")
     h.run_until(lambda: model.link == LINK_OK, 2000)
-    c = cmd.Command("charge-off")
-    engine.submit(c, h.now)
-    assert h.run_until(c.finished, 5000)
+    c = h.command("charge-off", 5000)
+    assert c.finished()
     assert c.state == cmd.FAILED and "wrong password" in c.reason
     assert h.bms.st.charge_mos == 1
 
@@ -246,21 +239,15 @@ def test_missing_password_and_refused_commands_say_why():
     bms = FakeBms(protocols=("old",), password="12345678")
     h, engine, model, _ = make(bms)
     h.run_until(lambda: model.link == LINK_OK, 3000)
-    c = cmd.Command("charge-off")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 3000)
+    c = h.command("charge-off", 3000)
     assert c.state == cmd.FAILED and "requires a password" in c.reason
     h, engine, model, _ = make(FakeBms(password="x"))
     h.run_until(lambda: model.link == LINK_OK, 2000)
-    c = cmd.Command("buzzer-on")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 3000)
+    c = h.command("buzzer-on", 3000)
     assert c.state == cmd.FAILED and "no permission" in c.reason
     h, engine, model, _ = make(FakeBms(protocols=("old",)))
     h.run_until(lambda: model.link == LINK_OK, 3000)
-    c = cmd.Command("buzzer-on")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 1000)
+    c = h.command("buzzer-on", 1000)
     assert c.state == cmd.FAILED and "old protocol" in c.reason
 
 
@@ -269,9 +256,8 @@ def test_an_ignored_command_is_retried_a_bounded_number_of_times():
     bms.ignore_controls = True  # ACKs but nothing changes
     h, engine, model, _ = make(bms)
     h.run_until(lambda: model.link == LINK_OK, 2000)
-    c = cmd.Command("charge-off")
-    engine.submit(c, h.now)
-    assert h.run_until(c.finished, 15000)
+    c = h.command("charge-off", 15000)
+    assert c.finished()
     assert c.state == cmd.FAILED and c.attempts == 3
     assert "did not change" in c.reason
     assert h.bms.commands.count(0x04) == 3
@@ -291,21 +277,15 @@ def test_old_balancer_on_and_off_never_flip_back():
     bms = FakeBms(protocols=("old",))
     h, engine, model, _ = make(bms)
     h.run_until(lambda: model.link == LINK_OK, 3000)
-    c = cmd.Command("balancer-on")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 3000)
+    c = h.command("balancer-on", 3000)
     assert c.state == cmd.DONE and bms.balancer_toggle == 1
     # Asking again for "on" sends nothing: the state is known from the echo.
     before = len(bms.commands)
-    c = cmd.Command("balancer-on")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 1000)
+    c = h.command("balancer-on", 1000)
     assert c.state == cmd.DONE and len(bms.commands) == before
     # A lost echo is not repeated blindly: it would toggle back.
     bms.drop = 1
-    c = cmd.Command("balancer-off")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 3000)
+    c = h.command("balancer-off", 3000)
     assert c.state == cmd.FAILED and "flip back" in c.reason
     assert bms.balancer_toggle == 0 and bms.commands.count(0xFC) == 2
 
@@ -313,9 +293,7 @@ def test_old_balancer_on_and_off_never_flip_back():
 def test_reboot_is_not_acknowledged_by_design():
     h, engine, model, _ = make()
     h.run_until(lambda: model.link == LINK_OK, 2000)
-    c = cmd.Command("reboot")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 3000)
+    c = h.command("reboot", 3000)
     assert c.state == cmd.DONE and "does not acknowledge" in c.note
 
 
@@ -323,9 +301,7 @@ def test_commands_wait_for_the_link_and_fail_with_the_reason():
     bms = FakeBms()
     bms.silent = True
     h, engine, model, _ = make(bms, command_timeout_ms=4000)
-    c = cmd.Command("charge-on")
-    engine.submit(c, h.now)
-    h.run_until(c.finished, 6000)
+    c = h.command("charge-on", 6000)
     assert c.state == cmd.FAILED and "not answering" in c.reason
     for _ in range(4):
         engine.submit(cmd.Command("charge-on"), h.now)
@@ -506,9 +482,8 @@ def test_the_bridge_never_talks_into_a_displays_exchange():
         h.run(6000)
         assert model.passive and model.link == LINK_OK, first
         assert h.collisions == 0, first
-        c = cmd.Command("charge-off")
-        engine.submit(c, h.now)
-        assert h.run_until(c.finished, 8000)
+        c = h.command("charge-off", 8000)
+        assert c.finished()
         assert c.state == cmd.DONE, (first, c.reason)
         assert h.collisions == 0, first
 
