@@ -1,108 +1,236 @@
-# Wiring: settings, the board, the status model, the event log and the link
-# engine, then one supervised asyncio task per concern:
-#   link    bmslink.BmsLink: the UART and the LinkEngine
-#   http    the web face (status page, JSON API, commands)
-#   outputs outputs.Outputs: DO1-DO3 from the rules engine, energy counters
-#   acc     accwake.AccWake: ACC wake / keep-awake, the isolated supply
-#   heap    regular collections, the heap figures in /api/health
+# Wiring: build() makes every part once and connects them; start() runs one
+# supervised asyncio task per concern:
+#   link     bmslink.BmsLink: the UART and the LinkEngine
+#   outputs  outputs.OutputsTask: energy counters, then DO1-DO3 (relays.Relays)
+#   acc      accwake.AccWake: ACC wake / keep-awake, the isolated supply
+#   persist  persist.Persist: state.json, coalesced and bounded
+#   http     httpserver.HttpServer + web.py: the page, the API, /metrics, SSE
+# Faces read the hub (lib/hub.py) and act through the control service
+# (lib/control.py); no face reaches into a task. In safe mode only the web
+# face runs and the outputs sit at their fail-safe state.
+#
+#   app = build(settings, hw, boot_record)     # in-process tests pass a fake hw
+#   asyncio.run(start(app))
 import asyncio
+import sys
 
+import catalog as C
+from acc import STATE_NAMES as ACC_STATES
+from alarmwatch import AlarmWatch
+from ant.codes import CHEMISTRY
+from control import COMMAND_NAMES, Control
 from energy import Energy
 from eventlog import EV_BOOT, EV_CONFIG, EventLog
+from eventtext import CONFIG_SETTINGS, CONFIG_STATE
+from hub import Hub
 from link.engine import LinkEngine
-from link.model import Model
+from link.model import LINK_NAMES, Model
 from rules.engine import Engine
 
-import accwake
-import bmslink
-import http
-import hw
-import outputs
+import web
+from accwake import AccWake
+from bmslink import BmsLink
+from httpserver import HttpServer
+from outputs import OutputsTask
+from persist import Persist
+from relays import Relays
 from statestore import StateStore
 from supervisor import Supervisor
 
+# Heartbeat budgets: a task silent this long is hung.
+_BUDGET_MS = 5000
+_HTTP_BUDGET_MS = 10000
 
-class Context:
-    """What the tasks share (one instance, built once at start)."""
 
-    def __init__(self, settings):
+class App:
+    """Every part, made once and wired (build()); tests and main() read
+    them, tasks get only what they need."""
+
+    def __init__(self, settings, hw, boot=None):
         self.settings = settings
-        self.board = hw.board()
-        self.model = Model()
-        self.log = EventLog()
-        self.engine = LinkEngine(self.model, settings.link, self.log)
-        self.changed = asyncio.Event()  # pulsed on every model update
-        self.supervisor = Supervisor()
-        self.pins = {}  # role -> hw.Output ("acc", "supply_enable"; DOs live in self.outputs)
-        self.store = StateStore(hw.storage_root())
-        self.client_ms = -1  # ticks of the last HTTP request (-1 = none yet)
-        self.flags = bytearray(settings.flag_count)
-        self.outputs = None  # outputs.Outputs, built in _start
-        self.acc = None  # accwake.AccWake
+        self.hw = hw
+        self.boot = boot
+        self.safe_mode = boot is not None and boot.safe_mode
+        now = hw.ticks_ms()
+        safe = self.safe_mode
+        log = EventLog(64, hw.clock_s)
+        self.log = log
+        model = Model()
+        link = LinkEngine(model, settings.link, log)
+        self.link = link
+        hub = Hub(model, link, log, hw)
+        self.hub = hub
+        log.on_add(lambda: hub.publish(C.P_EVENTS))
+        hub.texts = {C.R_LINK_STATE: LINK_NAMES, C.R_ACC_STATE: ACC_STATES,
+                     C.find(C.P_STATUS, "chemistry"): CHEMISTRY}
+        sup = Supervisor(hw, log, hub, boot, settings.clean_run_s * 1000)
+        self.supervisor = sup
+        if boot is not None and safe:
+            sup.enter_safe_mode(str(boot.crashed) + " crashed boots in a row: the outputs are at their fail-safe "
+                                "state and the link is off. Fix the cause (see the event log), then reboot.")
+        store = StateStore(hw.storage_root())
+        self.store = store
+        persist = Persist(store, log, hw)
+        self.persist = persist
+
+        # Outputs: the rules engine (compiled by settings.boot_load) and the pins.
+        rules = Engine(settings.program, log)
+        settings.program = None  # the engine holds it now
+        tz_s = settings.tz_offset_min * 60
+        relays = Relays(hw, rules, log, settings.sense_check_s, link.lost_ms, tz_s)
+        self.relays = relays
+        energy = Energy(settings.energy)
+        self.energy = energy
+        alarms = AlarmWatch(log, hw)
+        flags = bytearray(settings.flag_count)
+        self.flags = flags
+        accwake = None
+
+        board = hw.board()
+        supply = hw.Output("supply_enable") if "supply_enable" in board.outputs else None
+        acc_pin = hw.Output("acc") if "acc" in board.outputs else None
+        if not safe:
+            if supply is not None:
+                supply.set(1)  # the BMS's TTL side answers only when powered
+                link.set_powered(True, now)
+            accwake = AccWake(hw, settings, link, hub, log, rules, flags, acc_pin, supply)
+        self.accwake = accwake
+        hub.attach(relays, accwake.acc if accwake is not None else None, energy, sup, alarms)
+        control = Control(settings.api_token, settings.allow_commands, link, relays, accwake, flags, log, hw,
+                          settings.link.command_timeout_ms)
+        self.control = control
+        outputs = OutputsTask(hw, hub, relays, energy, persist, flags)
+        self.outputs = outputs
+        if not safe:
+            control.on_refresh(outputs.step)
+
+        # What survives a reboot: one state.json, parts saved together.
+        def dump_energy(now_ms):
+            energy.mark_saved(now_ms)
+            return energy.to_dict()
+
+        def load_energy(value, now_ms):
+            energy.from_dict(value)
+            return True
+
+        def dump_outputs(now_ms):
+            relays.dirty = False
+            return rules.persistent_state()
+
+        def load_outputs(value, now_ms):
+            return rules.restore(value, now_ms)
+
+        def load_events(value, now_ms):
+            log.restore(value)
+            return True
+
+        persist.add("energy", dump_energy, load_energy)
+        persist.add("outputs", dump_outputs, load_outputs)
+        persist.add("events", lambda now_ms: log.to_list(32), load_events)
+        rejected = settings.rejected
+        keep = ("outputs",) if "outputs" in rejected or "all" in rejected else ()
+        persist.restore(store.load(), now, keep)
+
+        cause = hw.reset_cause()
+        self.reset_cause = cause
+        log.add(EV_BOOT, cause, 1 if safe else 0, boot.crashed if boot is not None else 0, now)
+        log.add(EV_CONFIG, 0 if settings.error else 1, CONFIG_SETTINGS, 0, now)
+        if store.error:
+            log.add(EV_CONFIG, 0, CONFIG_STATE, 0, now)
+
+        if safe:
+            relays.enter_safe_mode(now)
+            self.bmslink = None
+        else:
+            self.bmslink = BmsLink(hw, link, hw.Uart(board, link.baud), hub, alarms)
+
+        def health():
+            return health_doc(self)
+
+        client_seen = accwake.client_seen if accwake is not None else None
+        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES)
+        self.web = webapp
+        self.http = HttpServer(webapp, hw.http_host(), hw.http_port(settings.http_port), hw)
 
 
-def _rules_engine(settings, log):
-    program = settings.program  # compiled by settings.boot_load()
-    settings.program = None  # the engine holds it now
-    return Engine(program, log)
+def build(settings, hw, boot=None):
+    return App(settings, hw, boot)
 
 
-def _output(ctx, name):
-    if name not in hw.board().outputs:
-        return None  # not fitted on this board
-    out = hw.Output(name)
-    ctx.pins[name] = out
-    return out
+def health_doc(a):
+    """GET /api/health."""
+    sup = a.supervisor
+    free, allocated = sup.heap()
+    http = a.http
+    boot = a.boot
+    return {
+        "uptime_s": sup.uptime_s(),
+        "heap_free": free,
+        "heap_allocated": allocated,
+        "heap_min_free": sup.heap_min_free,
+        "task_crashes": sup.crashes,
+        "task_hangs": sup.hangs,
+        "task_restarts": sup.restarts,
+        "last_crash": sup.last_crash,
+        "watchdog_feeds": sup.watchdog.feeds if sup.watchdog is not None else None,
+        "safe_mode": sup.safe_mode,
+        "safe_mode_reason": sup.safe_reason,
+        "boots": boot.boots if boot is not None else None,
+        "crashed_boots": boot.crashed if boot is not None else None,
+        "reset_cause": a.reset_cause,
+        "settings_error": a.settings.error,
+        "state_error": a.store.error,
+        "state_saves": a.store.saves,
+        "state_save_errors": a.store.save_errors,
+        "http": {"accepted": http.accepted, "active": http.active, "streams": http.streams,
+                 "busy_503": http.busy, "timeouts": http.timeouts, "failed": http.failed},
+        "subscribers": a.hub.subscribers(),
+    }
 
 
-async def _start(ctx):
-    sup = ctx.supervisor
-    now = hw.ticks_ms()
-    ctx.log.add(EV_BOOT, 0, 0, 0, now)
-    ctx.log.add(EV_CONFIG, 0 if ctx.settings.error else 1, 0, 0, now)
-    supply = _output(ctx, "supply_enable")
-    if supply is not None:
-        supply.set(1)  # the BMS's TTL side answers only when powered
-        ctx.engine.set_powered(True, now)
-    _output(ctx, "acc")
-    engine = _rules_engine(ctx.settings, ctx.log)
-    ctx.outputs = outs = outputs.Outputs(ctx, engine, Energy(ctx.settings.energy), ctx.flags)
-    outs.restore(ctx.store.load(), now)
-    ctx.acc = wake = accwake.AccWake(ctx, engine, ctx.flags)
-    uart = hw.Uart(ctx.board, ctx.engine.baud)
-    link = bmslink.BmsLink(ctx.engine, uart, ctx.changed)
-    sup.start("link", link.run)
-    web = http.create(ctx)
-    sup.start("http", lambda: http.serve(ctx, web))
-    sup.start("outputs", outs.run)
-    sup.start("acc", wake.run)
-    sup.start("heap", sup.watch_heap)
+async def start(a):
+    sup = a.supervisor
+    if a.bmslink is not None:
+        sup.start("link", a.bmslink, _BUDGET_MS)
+        sup.start("outputs", a.outputs, _BUDGET_MS)
+        sup.start("acc", a.accwake, _BUDGET_MS)
+        sup.start("persist", a.persist, _BUDGET_MS)
+    sup.start("http", a.http, _HTTP_BUDGET_MS)
+    if a.settings.watchdog:
+        sup.start_watchdog()
     free, _ = sup.heap()
-    print("antbridge: serving on port", hw.http_port(ctx.settings.http_port), "heap free", free)
-    while True:
-        await asyncio.sleep_ms(60000)
+    print("antbridge: serving on port", a.http.port, "heap free", free, "(SAFE MODE)" if a.safe_mode else "")
+    await sup.run()
 
 
-def main(s=None):
-    """Run the firmware; `s` = settings already loaded (main.py loads them
-    before importing this module, while the heap is still empty)."""
-    if s is None:
-        import settings as settings_mod
+def stop(a):
+    """A clean stop (Ctrl-C at the REPL, the host runtime stopped)."""
+    a.supervisor.stop()
+    if not a.safe_mode:
+        a.persist.flush(a.hw.ticks_ms())
+    if a.boot is not None:
+        a.boot.clean()
 
-        s = settings_mod.boot_load(hw.storage_root())
-    if s.wifi_ssid:
+
+def main(settings, hw, boot):
+    """Run the firmware (main.py); a failure to start resets the board, and
+    counts as a crashed boot (safemode.py)."""
+    if settings.wifi_ssid:
         try:
-            hw.wifi_start(s.wifi_ssid, s.wifi_password)
+            hw.wifi_start(settings.wifi_ssid, settings.wifi_password)
         except OSError as e:  # the radio refused: local control runs without the network
             print("antbridge: ERROR wifi:", e)
+    a = None
     try:
-        ctx = Context(s)
-    except (OSError, ValueError) as e:  # a missing or invalid board file (schema.ConfigError)
-        print("antbridge: ERROR board", hw.board_name(), ":", e)
-        raise
-    try:
-        asyncio.run(_start(ctx))
-    except KeyboardInterrupt:  # Ctrl-C at the REPL, or the host runtime stopped
-        if ctx.outputs is not None:
-            ctx.outputs.save(hw.ticks_ms())  # counters moved since the last periodic save
+        a = build(settings, hw, boot)
+        asyncio.run(start(a))
+    except KeyboardInterrupt:
+        if a is not None:
+            stop(a)
+        elif boot is not None:
+            boot.clean()
         print("antbridge: stopped")
+    except Exception as e:  # the firmware could not start or its loop died
+        print("antbridge: FATAL:", type(e).__name__, e)
+        sys.print_exception(e)  # pyright: ignore
+        hw.reset(7)

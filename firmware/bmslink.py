@@ -1,11 +1,18 @@
 # The BMS link task: owns the UART and drives the sans-IO LinkEngine
 # (lib/link/engine.py): bytes in -> feed, time -> tick, frames out -> write,
-# baud changes -> reconfigure. Every model update is announced on `changed`
-# (an asyncio Event pulsed once per new generation) so faces can wait for
-# news instead of polling. The loop allocates nothing per pass.
+# baud changes -> reconfigure. Two loops share the engine:
+#   rx     sleeps until the UART has bytes (asyncio polls the UART itself),
+#          feeds them with their arrival time, and acts on them at once
+#   timer  sleeps until the engine's next deadline (a poll, a reply
+#          timeout, the end of a burst) and ticks it
+# so the task wakes for the bus, not at a fixed rate. After each pass the
+# hub is told what changed (a new status, the link state) and the BMS alarms
+# are compared with the last ones (lib/alarmwatch.py). A pass allocates
+# nothing; waiting on the UART is asyncio's IO queue (a small registration
+# per wait, see README's figures).
 import asyncio
 
-import hw
+import catalog as C
 
 try:
     from micropython import const
@@ -14,41 +21,83 @@ except ImportError:  # CPython (pyright)
         return __value
 
 _RX_SIZE = const(256)
-_MAX_SLEEP_MS = const(10)  # bound on how late a received byte is timestamped
+_MAX_SLEEP_MS = const(1000)  # the timer loop also beats the supervisor's heartbeat
 
 
 class BmsLink:
-    def __init__(self, engine, uart, changed):
+    def __init__(self, hw, engine, uart, hub, alarms):
+        self.hw = hw
         self.engine = engine
         self.uart = uart
-        self.changed = changed
+        self.hub = hub
+        self.alarms = alarms  # alarmwatch.AlarmWatch
+        self.beat = None  # callable(): the supervisor's heartbeat
         self._buf = bytearray(_RX_SIZE)
-        self._generation = -1
+        self._frames = -1
+        self._link = -1  # (link state, line, passive) as last published
+        self.passes = 0
 
     async def run(self):
         engine = self.engine
-        model = engine.model
-        uart = self.uart
-        buf = self._buf
-        changed = self.changed
-        uart.set_baud(engine.baud)
+        self.uart.set_baud(engine.baud)
         engine.baud_changed = False
+        rx = asyncio.create_task(self._rx())
+        try:
+            await self._timer()
+        finally:
+            rx.cancel()
+
+    def close(self):
+        """Release the UART (the supervisor calls this before a restart)."""
+        self.uart.close()
+
+    async def _timer(self):
+        hw = self.hw
+        engine = self.engine
         while True:
             now = hw.ticks_ms()
+            self.step(now)
+            if self.beat is not None:
+                self.beat()
+            wait = engine.next_wakeup_ms(now)
+            await asyncio.sleep_ms(wait if wait < _MAX_SLEEP_MS else _MAX_SLEEP_MS)
+
+    async def _rx(self):
+        hw = self.hw
+        engine = self.engine
+        uart = self.uart
+        buf = self._buf
+        while True:
+            await uart.wait_rx()  # pyright: ignore  (a generator, as asyncio's stream reads)
+            now = hw.ticks_ms()
             n = uart.readinto(buf)
+            if not n:
+                continue
             while n:
                 engine.feed(buf, n, now)
                 n = uart.readinto(buf) if n == _RX_SIZE else 0
-            engine.tick(now)
-            if engine.baud_changed:  # before sending: the same tick may switch and poll
-                engine.baud_changed = False
-                uart.set_baud(engine.baud)
-            if engine.tx is not None:
-                uart.write(engine.tx)
-                engine.sent(now)
-            if model.generation != self._generation:
-                self._generation = model.generation
-                changed.set()  # wakes every waiter ...
-                changed.clear()  # ... and re-arms for the next change
-            wait = engine.next_wakeup_ms(now)
-            await asyncio.sleep_ms(wait if wait < _MAX_SLEEP_MS else _MAX_SLEEP_MS)
+            self.step(now)
+
+    def step(self, now):
+        """Tick the engine, send what is due, publish what changed."""
+        engine = self.engine
+        uart = self.uart
+        engine.tick(now)
+        if engine.baud_changed:  # before sending: the same tick may switch and poll
+            engine.baud_changed = False
+            uart.set_baud(engine.baud)
+        if engine.tx is not None:
+            uart.write(engine.tx)
+            engine.sent(now)
+        self.passes += 1
+        model = engine.model
+        hub = self.hub
+        frames = engine.stats.frames_ok
+        if frames != self._frames:
+            self._frames = frames
+            self.alarms.update(model.status, now)  # logs raised/cleared BMS alarms
+            hub.publish(C.P_STATUS)
+        link = model.link << 4 | model.line << 1 | (1 if model.passive else 0)
+        if link != self._link:
+            self._link = link
+            hub.publish(C.P_LINK)

@@ -1,19 +1,23 @@
 # The ESP32 hardware layer: the only firmware module that imports `machine`
 # or `network`. Everything above it sees a UART with a non-blocking
-# readinto(), named outputs/inputs with their active level already applied,
-# a wrapped millisecond clock, a storage directory and a board description.
-# The host runtime (tools/hostrt/hw.py) implements the same API against the
-# BMS simulator, so the firmware above runs unchanged on a PC.
+# readinto() and an awaitable rx(), named outputs/inputs with their active
+# level already applied, a wrapped millisecond clock, the device clock, a
+# watchdog, a storage directory and a board description. The host runtime
+# (tools/hostrt/hw.py) implements the same API against the BMS simulator, so
+# the firmware above runs unchanged on a PC.
+import asyncio
 import time
 
 import boardinfo
 import machine
 import network
 
+_core = getattr(asyncio, "core", None)  # MicroPython's asyncio internals: its IO queue
 DEFAULT_BOARD = "esp32-devkitc"
 BOARDS_DIR = "/boards"
 _STORAGE = "/"
 _TICKS_MASK = 0x3FFFFFFF  # the same wrap as lib/ticks.py on every port
+EXIT_RESET = 75  # (host only: the exit code of reset())
 
 
 def storage_root():
@@ -24,19 +28,62 @@ def ticks_ms():
     return time.ticks_ms() & _TICKS_MASK
 
 
-def reset():
+def reset(cause=5):
+    """Restart the board (`cause` matters only to the host runtime, which
+    cannot read a real reset cause)."""
     machine.reset()
 
 
-# The port's epoch is 2000-01-01 on the ESP32 (1970 on others).
-_EPOCH_OFFSET = 946684800 if time.gmtime(0)[0] == 2000 else 0
-_CLOCK_VALID_S = 1704067200  # 2024-01-01: anything earlier is an unset RTC
+# -- the device clock ----------------------------------------------------------
+# Seconds since 2024-01-01 00:00 UTC: a small int (< 2**30) until 2058, so the
+# rules engine, the event log and the ACC schedule read it on every pass
+# without allocating (Unix time, > 2**30, would be a heap object on the
+# ESP32). 0 = the clock was never set (no NTP yet). The ESP32's time.time()
+# counts from 2000-01-01.
+_EPOCH_2024_FROM_2000 = 757382400
+_SET_AFTER = 1  # time.time() - offset below this: the RTC was never set
 
 
-def epoch_s():
-    """Unix time in s (UTC) once the clock was set (NTP), else 0."""
-    t = time.time() + _EPOCH_OFFSET
-    return t if t >= _CLOCK_VALID_S else 0
+def clock_s():
+    t = time.time() - _EPOCH_2024_FROM_2000
+    return t if t >= _SET_AFTER else 0
+
+
+def set_clock(unix_s):
+    """Set the RTC from Unix time (NTP)."""
+    tm = time.gmtime(unix_s - 946684800)  # the port's epoch is 2000
+    machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+
+
+# -- reset cause, watchdog ---------------------------------------------------------
+# eventtext.RESET_NAMES order: 0 unknown, 1 power-on, 2 hard reset, 3 watchdog,
+# 4 deep-sleep wake, 5 soft reset, 6 brown-out.
+def reset_cause():
+    cause = machine.reset_cause()
+    if cause == machine.PWRON_RESET:
+        return 1
+    if cause == machine.HARD_RESET:
+        return 2
+    if cause == machine.WDT_RESET:
+        return 3
+    if cause == machine.DEEPSLEEP_RESET:
+        return 4
+    if cause == machine.SOFT_RESET:
+        return 5
+    return 6 if cause == 6 else 0  # 6: ESP_RST_BROWNOUT as MicroPython passes it on
+
+
+class Watchdog:
+    """machine.WDT: once started it cannot be stopped; the supervisor feeds
+    it only while every task makes progress."""
+
+    def __init__(self, timeout_ms):
+        self._wdt = machine.WDT(timeout=timeout_ms)
+        self.feeds = 0
+
+    def feed(self):
+        self._wdt.feed()
+        self.feeds += 1
 
 
 # -- board ---------------------------------------------------------------------
@@ -130,6 +177,15 @@ class Uart:
             return 0
         n = self._uart.readinto(buf)
         return n or 0
+
+    def wait_rx(self):
+        """`await uart.wait_rx()`: until bytes arrive. asyncio polls the
+        UART itself (it is a stream), so the link task sleeps instead of
+        polling uart.any(). (A generator, as asyncio's own stream reads.)"""
+        yield _core._io_queue.queue_read(self._uart)  # pyright: ignore
+
+    def close(self):
+        self._uart.deinit()
 
 
 # -- Wi-Fi (stub: station mode with the configured network) -----------------------

@@ -1,28 +1,44 @@
-# The status page at "/": one small self-refreshing HTML document, written
-# piece by piece into a stream (no big string is ever built). When the link
-# is not ok, its state and the wiring hint come first, large, and the
-# figures are greyed and labelled with their age, so old data never looks
-# live.
+# The status page at "/": one small self-refreshing HTML document, streamed
+# piece by piece (views.py's writer). Problems come first: active BMS
+# protections, a link that is not ok (with the wiring hint and the data's
+# age; old figures are greyed and labelled, never shown as live), a rejected
+# settings file, safe mode. Then the pack, the outputs in plain words (what
+# holds each, what its relay really does), ACC and energy.
+import catalog as C
+from ant import alarms
+from jsonout import JsonOut
+from link.model import LINK_NAMES
+
+import views
+
 _STYLE = (
     "body{font-family:sans-serif;margin:1em;max-width:40em}"
-    ".bad{background:#c62828;color:#fff;padding:.6em;font-size:1.4em}"
+    ".bad{background:#c62828;color:#fff;padding:.6em;font-size:1.3em;margin:.3em 0}"
+    ".warn{background:#ef6c00;color:#fff;padding:.5em;margin:.3em 0}"
     ".ok{background:#2e7d32;color:#fff;padding:.4em}"
     ".old{color:#888}td{padding:0 .8em 0 0}"
 )
 
 
-def _fmt(v, unit):
-    if v is None:
+def _esc(s):
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _row(w, label, value):
+    w.text("<tr><td>")
+    w.text(label)
+    w.text("</td><td>")
+    w.text(value)
+    w.text("</td></tr>")
+
+
+def _num(w, hub, row, unit):
+    raw = hub.raw(row)
+    if raw is None:
         return "-"
-    return str(v) + " " + unit
-
-
-def _row(out, label, value):
-    out.write("<tr><td>")
-    out.write(label)
-    out.write("</td><td>")
-    out.write(value)
-    out.write("</td></tr>")
+    w2 = JsonOut(24)
+    w2.number(raw, C.ROWS[row][C.EXP])
+    return bytes(w2.take()).decode() + " " + unit
 
 
 def _hours(s):
@@ -31,67 +47,63 @@ def _hours(s):
     return str(s // 3600) + " h " + str(s % 3600 // 60) + " min"
 
 
-def _control(out, doc):
-    """DO1-DO3 with the reason, ACC, energy: one compact table."""
-    outs = doc.get("outputs")
-    if outs is None:
-        return
-    out.write("<h3>Outputs</h3><table>")
-    for i in range(len(outs)):
-        o = outs[i]
-        text = o["state"].upper() + " &ndash; " + o["reason"] + " (" + o["held_by"] + ")"
-        if o["sense_alarm"]:
-            text += " <b>SENSE ALARM</b>"
-        _row(out, "DO" + str(i + 1) + " " + o["name"].replace("<", "&lt;"), text)
-    acc = doc.get("acc")
-    if acc is not None:
-        _row(out, "ACC", acc["state"] + (", asserted" if acc["acc"] else "") + ("" if acc["supply"] else ", supply off"))
-    e = doc["energy"]
-    _row(out, "Energy in / out", str(e["charged_kwh"]) + " / " + str(e["discharged_kwh"]) + " kWh")
-    _row(out, "Time to empty / full", _hours(e["time_to_empty_s"]) + " / " + _hours(e["time_to_full_s"]))
-    out.write("</table>")
-
-
-def render(doc, out, refresh_s=2):
-    link = doc["link"]
-    st = doc["status"]
-    live = doc["live"]
-    out.write("<!DOCTYPE html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='")
-    out.write(str(refresh_s))
-    out.write("'><title>antbridge</title><style>")
-    out.write(_STYLE)
-    out.write("</style></head><body>")
-    if live:
-        out.write("<div class='ok'>BMS link ok (")
-        out.write(str(link["protocol"]) + ", " + str(link["baud"]) + " baud)</div>")
+def render(w, hub, now, health):
+    model = hub.model
+    live = model.live()
+    w.text("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+           "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+           "<meta http-equiv='refresh' content='2'><title>antbridge</title><style>")
+    w.text(_STYLE)
+    w.text("</style></head><body>")
+    if health.get("safe_mode"):
+        w.text("<div class='bad'>SAFE MODE: " + _esc(health.get("safe_mode_reason") or "") + "</div>")
+    if health.get("settings_error"):
+        w.text("<div class='bad'>Settings rejected: " + _esc(health["settings_error"]) + "</div>")
+    watch = hub.alarms
+    if watch is not None and model.has_data:
+        for code, since_ms, _s in watch.entries():
+            w.text("<div class='bad'>BMS: " + _esc(alarms.name(code)) + " (for "
+                   + str(((now - since_ms) & 0x3FFFFFFF) // 1000) + " s)</div>")
+    if not live:
+        age = model.age_ms(now)
+        w.text("<div class='bad'>BMS link " + LINK_NAMES[model.link].upper())
+        w.text(": no data yet</div>" if age < 0 else ": data is " + str(age // 1000) + " s old</div>")
+        w.text("<p>" + _esc(views.link_hint(hub)) + "</p>")
     else:
-        age = link["age_ms"]
-        out.write("<div class='bad'>BMS link ")
-        out.write(link["state"].upper())
-        out.write(": no data yet</div>" if age < 0 else ": data is " + str(age // 1000) + " s old</div>")
-        out.write("<p>")
-        out.write(link["hint"])
-        out.write("</p>")
-    if link["passive"] and (live or link["line"] != "foreign"):  # else the hint said it already
-        out.write("<p>Another master (a display) polls the BMS: listening passively.</p>")
-    out.write("<table class='old'>" if not live else "<table>")
-    _row(out, "Pack", _fmt(st["pack_voltage_v"], "V"))
-    _row(out, "Current (+ charging)", _fmt(st["current_a"], "A"))
-    _row(out, "SOC", _fmt(st["soc_pct"], "%"))
-    _row(out, "Cell min / max", _fmt(st["cell_min_v"], "V") + " / " + _fmt(st["cell_max_v"], "V"))
-    _row(out, "Cell delta", _fmt(st["cell_delta_v"], "V"))
-    cm = st["charge_mos"]
-    dm = st["discharge_mos"]
-    _row(out, "Charge MOS", cm["text"] if cm else "-")
-    _row(out, "Discharge MOS", dm["text"] if dm else "-")
-    temps = st["temperatures_c"]
-    out.write("<tr><td>Temperatures</td><td>")
-    if temps:
-        for i in range(len(temps)):
-            out.write(_fmt(temps[i], "&deg;C") if i == 0 else ", " + _fmt(temps[i], "&deg;C"))
-    else:
-        out.write("-")
-    out.write("</td></tr></table>")
-    _control(out, doc)
-    out.write("<p><a href='/api/status'>/api/status</a> &middot; <a href='/api/outputs'>/api/outputs</a> &middot; ")
-    out.write("<a href='/api/events'>/api/events</a> &middot; <a href='/api/health'>/api/health</a></p></body></html>")
+        w.text("<div class='ok'>BMS link ok</div>")
+    if w.full():
+        yield
+    w.text("<table class='old'>" if not live else "<table>")
+    _row(w, "Pack", _num(w, hub, C.R_PACK_V, "V"))
+    _row(w, "Current (+ = charging)", _num(w, hub, C.R_CURRENT, "A"))
+    _row(w, "Power (+ = charging)", _num(w, hub, C.R_POWER, "W"))
+    _row(w, "SOC", _num(w, hub, C.R_SOC, "%"))
+    _row(w, "Cell min / max", _num(w, hub, C.R_CELL_MIN, "V") + " / " + _num(w, hub, C.R_CELL_MAX, "V"))
+    for key, label in (("charge_mos", "Charge MOS"), ("discharge_mos", "Discharge MOS"), ("balancer", "Balancer")):
+        i = C.find(C.P_STATUS, key)
+        t = hub.text(i)
+        _row(w, label, _esc(t) if t is not None else "-")
+    w.text("</table>")
+    if w.full():
+        yield
+    relays = hub.relays
+    if relays is not None:
+        w.text("<h3>Outputs</h3><table>")
+        for i in range(relays.count):
+            d = relays.describe(i, now)
+            text = d["state"].upper() + " &ndash; " + _esc(d["reason"])
+            if d.get("relay"):
+                text += "; relay " + d["relay"] + (" (normally energised output)" if d.get("inverted") else "")
+            if d["sense_alarm"]:
+                text += " <b>SENSE ALARM</b>"
+            _row(w, "DO" + str(i + 1) + " " + _esc(d["name"]), text)
+        w.text("</table>")
+    if hub.acc is not None:
+        w.text("<p>ACC: " + _esc(hub.acc_text() or "") + "</p>")
+    e = hub.energy
+    if e is not None:
+        tte = e.time_to_empty_s
+        ttf = e.time_to_full_s
+        w.text("<p>Time to empty / full: " + _hours(tte) + " / " + _hours(ttf) + "</p>")
+    w.text("<p><a href='/api/status'>/api/status</a> &middot; <a href='/api/events'>/api/events</a> &middot; "
+           "<a href='/api/health'>/api/health</a> &middot; <a href='/metrics'>/metrics</a></p></body></html>")

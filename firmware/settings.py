@@ -8,16 +8,20 @@ import gc
 import sys
 
 import schema
+from control import COMMAND_NAMES, SAFE_COMMANDS
 from link.engine import LinkConfig
 
 from statestore import TooLarge, read_json, write_json_atomic
 
 FILE = "settings.json"
 MAX_FILE_BYTES = 16384  # a full config is ~2 KB; a larger file is refused unread
+MAX_DEPTH = 12  # the deepest real config (nested rule conditions) is ~10
+MAX_VALUES = 600  # three outputs with every condition they may have use ~400
 FLAGS = 8  # API flags ({"flag": n} conditions, POST /api/flags)
 PROTOCOLS = ("auto", "old", "new")  # index = PROTOCOL_* (0 = auto)
 _MIN_TOKEN = 16
-_TOP_KEYS = ("board", "api_token", "http_port", "wifi", "link", "outputs", "acc", "energy", "sense_check_s")
+_TOP_KEYS = ("board", "api_token", "http_port", "wifi", "link", "outputs", "acc", "energy", "sense_check_s",
+             "control", "time", "watchdog")
 # A fresh bridge switches nothing until its outputs are configured.
 DEFAULT_OUTPUTS = {"outputs": [{"name": "do1", "mode": "off"}, {"name": "do2", "mode": "off"},
                                {"name": "do3", "mode": "off"}]}
@@ -51,7 +55,7 @@ class Settings:
         self.wifi_ssid = ""
         self.wifi_password = ""
         self.link = LinkConfig()
-        self.outputs = DEFAULT_OUTPUTS  # the rules config (lib/rules format)
+        self.outputs: object = DEFAULT_OUTPUTS  # the rules config (lib/rules format; None once compiled)
         self.program: object = None  # outputs compiled (rules.program.Program); None = compile DEFAULT_OUTPUTS
         self.acc: object = None  # acc.AccConfig; None = defaults
         self.acc_rule_output = ""  # a rules output whose state is ACC's rule flag ("" = none)
@@ -59,8 +63,13 @@ class Settings:
         self.energy: object = None  # energy.EnergyConfig; None = defaults
         self.flag_count = FLAGS
         self.sense_check_s = 2.0  # sense input disagreeing with its output this long = alarm (0 = off)
+        self.allow_commands = ()  # dangerous BMS commands opted in (control.COMMAND_NAMES beyond SAFE_COMMANDS)
+        self.tz_offset_min = 0  # local time = UTC + this (quiet hours, schedules)
+        self.watchdog = True  # start the hardware watchdog
+        self.clean_run_s = 300  # running this long clears the crashed-boots count
         self.error: str | None = None  # why the file was not used (None = it was, or there is none)
         self.found = False  # a settings file existed
+        self.rejected: tuple = ()  # sections not applied ("all": the whole file)
 
 
 def _link(d, path):
@@ -135,6 +144,18 @@ def parse(d):
     s.wifi_password = schema.string(wifi, "password", "wifi", "", max_len=64)
     s.link = _link(d.get("link", {}), "link")
     s.sense_check_s = schema.number(d, "sense_check_s", "", s.sense_check_s, 0.0, 600.0)
+    ctl = schema.obj(d.get("control", {}), "control", ("allow_commands",))
+    allow = schema.array(ctl, "allow_commands", "control", [], max_len=len(COMMAND_NAMES))
+    for i in range(len(allow)):
+        if allow[i] not in COMMAND_NAMES or allow[i] in SAFE_COMMANDS:
+            raise schema.ConfigError("control.allow_commands[" + str(i) + "]",
+                                     "not a command that needs an opt-in: " + str(allow[i])[:32])
+    s.allow_commands = tuple(allow)
+    t = schema.obj(d.get("time", {}), "time", ("tz_offset_min",))
+    s.tz_offset_min = schema.integer(t, "tz_offset_min", "time", 0, -720, 840)
+    w = schema.obj(d.get("watchdog", {}), "watchdog", ("enabled", "clean_run_s"))
+    s.watchdog = schema.boolean(w, "enabled", "watchdog", True)
+    s.clean_run_s = schema.integer(w, "clean_run_s", "watchdog", 300, 5, 86400)
     if "acc" in d:
         _acc(d["acc"], s)
     if "energy" in d:
@@ -161,21 +182,24 @@ def load(root):
     """Settings from root/settings.json; never raises."""
     path = root + FILE
     try:
-        d = read_json(path, MAX_FILE_BYTES)
+        d = read_json(path, MAX_FILE_BYTES, MAX_DEPTH, MAX_VALUES)
     except OSError:
         return Settings()  # first boot: defaults
     except TooLarge as e:
         s = Settings()
         s.found = True
+        s.rejected = ("all",)
         s.error = FILE + ": " + str(e) + "; using defaults"
         return s
-    except ValueError:
+    except (ValueError, MemoryError):
         s = Settings()
         s.found = True
+        s.rejected = ("all",)
         s.error = FILE + ": not valid JSON; using defaults"
         return s
-    s, error = _parse_sections(d)
+    s, error, rejected = _parse_sections(d)
     s.error = error
+    s.rejected = rejected
     s.found = True
     return s
 
@@ -185,6 +209,7 @@ def _parse_sections(d):
     back to that section's defaults alone (the rest of the file, the API
     token included, still applies); any other error means all defaults."""
     errors = []
+    rejected = []
     if isinstance(d, dict):
         d = dict(d)
     for _ in range(len(_SECTIONS) + 1):
@@ -195,14 +220,16 @@ def _parse_sections(d):
             section = e.path.split(".")[0].split("[")[0]
             if section in _SECTIONS and isinstance(d, dict) and section in d:
                 errors.append(FILE + ": " + e.path + ": " + e.reason + "; section " + section + " uses its defaults")
+                rejected.append(section)
                 d.pop(section)
                 continue
             errors.append(FILE + ": " + e.path + ": " + e.reason + "; using defaults")
+            rejected.append("all")
             s = Settings()
             break
     else:
         s = Settings()
-    return s, "; ".join(errors) if errors else None
+    return s, "; ".join(errors) if errors else None, tuple(rejected)
 
 
 _SECTIONS = ("outputs", "acc", "energy")
@@ -219,6 +246,7 @@ def boot_load(root):
         print("settings: no", FILE, "- using defaults")
     if s.program is None:
         s.program = compile_outputs(s.outputs)
+    s.outputs = None  # compiled: the Program holds what the firmware needs
     return s
 
 

@@ -170,172 +170,17 @@ class Firmware:
         return self.proc.returncode
 
 
-# Run by alloc_probe() under the MicroPython unix port from the compiled
-# firmware: the link, outputs and acc tasks under the real asyncio scheduler
-# against a canned BMS on a fake clock, with the heap locked for 60 s of
-# (fake) time after a 20 s warm-up. A task that allocates dies of
-# MemoryError, so it is no longer alive at the end. Prints one JSON line.
-ALLOC_PROBE = '''\
-# The firmware's periodic tasks (link, outputs, acc) run under the real
-# asyncio scheduler against a canned BMS, with the heap locked after a
-# warm-up: any allocation in a pass raises MemoryError and ends the run.
-import asyncio
-import json
-
-import micropython
-
-import hw
-import settings
-from ant import new
-from ant.status import Status
-from energy import Energy
-from eventlog import EventLog
-from link.engine import LinkEngine
-from link.model import LINK_OK, Model
-from rules.engine import Engine
-
-import accwake
-import bmslink
-import outputs
-from statestore import StateStore
-
-_WARM_MS = 20000
-_LOCKED_MS = 60000
-
-
-class Ctx:
-    pass
-
-
-class CannedBms:
-    """A UART whose BMS answers every request with one status frame."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.pending = False
-
-    def set_baud(self, baud):
-        pass
-
-    def write(self, buf):
-        self.pending = True
-
-    def readinto(self, buf):
-        if not self.pending:
-            return 0
-        self.pending = False
-        n = len(self.reply)
-        for i in range(n):
-            buf[i] = self.reply[i]
-        return n
-
-
-class FakeTime:
-    """hw.ticks_ms() and asyncio.sleep_ms() on a clock that each sleep advances."""
-
-    def __init__(self):
-        self.now = 1000
-        self.locked = False
-        self.sleep = asyncio.sleep_ms
-
-    def ticks_ms(self):
-        return self.now
-
-    def sleep_ms(self, ms):
-        self.now += ms if ms < 50 else 50  # interleave the tasks finely
-        return self.sleep(0)  # a singleton generator: no allocation
-
-
-def main():
-    s = settings.Settings()
-    s.program = settings.compile_outputs({"outputs": [
-        {"name": "charger", "when": {"all": [{"soc": {"below": 80, "hyst": 10}},
-                                             {"cell_max_v": {"on": 3.40, "off": 3.55}}]}},
-        {"name": "fan", "when": {"soc": {"above": 101}}, "fail_safe": "on"},
-        {"name": "alarm", "when": {"protection": "any"}, "inverted": True, "fail_safe": "on"}]})
-    ctx = Ctx()
-    ctx.settings = s
-    ctx.model = Model()
-    ctx.log = EventLog()
-    ctx.engine = LinkEngine(ctx.model, s.link, ctx.log)
-    ctx.store = StateStore(hw.storage_root())
-    ctx.client_ms = -1
-    ctx.flags = bytearray(8)
-    ctx.changed = asyncio.Event()
-    ctx.pins = {"acc": hw.Output("acc"), "supply_enable": hw.Output("supply_enable")}
-    rules = Engine(s.program, ctx.log)
-    outs = outputs.Outputs(ctx, rules, Energy(None), ctx.flags)
-    wake = accwake.AccWake(ctx, rules, ctx.flags)
-    st = Status()
-    st.cell_count = 16
-    st.probe_slots = 2
-    for i in range(16):
-        st.cells_mv[i] = 3300 + i
-    st.pack_cv = 5300
-    st.current_da = 42
-    st.soc_pct = 60
-    link = bmslink.BmsLink(ctx.engine, CannedBms(new.build_status(st)), ctx.changed)
-    clock = FakeTime()
-    hw.ticks_ms = clock.ticks_ms
-    asyncio.sleep_ms = clock.sleep_ms
-    result = {}
-
-    async def referee(tasks):
-        while clock.now < _WARM_MS:
-            await asyncio.sleep_ms(10)
-        frames, evaluations, acc_steps = ctx.model.generation, outs.evaluations, ctx.acc_steps
-        micropython.heap_lock()
-        while clock.now < _WARM_MS + _LOCKED_MS:
-            await asyncio.sleep_ms(10)
-        micropython.heap_unlock()
-        # A task that allocated died of MemoryError: it is done.
-        result["alive"] = [not t.done() for t in tasks]
-        result["link_ok"] = ctx.model.link == LINK_OK
-        result["frames"] = ctx.model.generation - frames
-        result["evaluations"] = outs.evaluations - evaluations
-        result["acc_steps"] = ctx.acc_steps - acc_steps
-        result["holding"] = outs.holding
-        result["charger_on"] = rules.state(0)
-
-    async def run():
-        tasks = [asyncio.create_task(link.run()), asyncio.create_task(outs.run()),
-                 asyncio.create_task(wake.run())]
-        await referee(tasks)
-        for t in tasks:
-            t.cancel()
-
-    step = wake.step
-
-    def counted_step(now):
-        ctx.acc_steps += 1
-        step(now)
-
-    ctx.acc_steps = 0
-    wake.step = counted_step
-    try:
-        asyncio.run(run())
-    except MemoryError:
-        micropython.heap_unlock()
-        result["scheduler_allocated"] = True
-    print(json.dumps(result))
-
-
-main()
-'''
-
-
 def alloc_probe(workdir, heap=HEAP):
-    """Run ALLOC_PROBE; its result dict."""
+    """Run host_tests/fw_alloc_probe.py (the firmware's tasks and its status
+    document under heap_lock) against the compiled firmware; its result."""
     workdir = os.path.join(str(workdir), "alloc")
     data = os.path.join(workdir, "data")
     os.makedirs(data, exist_ok=True)
-    path = os.path.join(workdir, "alloc_probe.py")
-    with open(path, "w") as f:
-        f.write(ALLOC_PROBE)
-    env = dict(os.environ, MICROPYPATH=micropath(), ANTBRIDGE_DATA=data,
-               ANTBRIDGE_BOARDS=os.path.join(ROOT, "boards"))
+    paths = [p for p in micropath().split(":") if not p.endswith("hostrt")]  # fakehw, not the host runtime
+    env = dict(os.environ, MICROPYPATH=":".join(paths + [os.path.join(ROOT, "host_tests")]), ANTBRIDGE_DATA=data,
+               ANTBRIDGE_BOARDS=os.path.join(ROOT, "boards"), ANTBRIDGE_ROOT=ROOT)
     env.pop("ANTBRIDGE_SIM_CONTROL", None)
-    r = subprocess.run([run.MICROPYTHON, "-X", "heapsize=" + heap, path], cwd=workdir, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([run.MICROPYTHON, "-X", "heapsize=" + heap, os.path.join(ROOT, "host_tests", "fw_alloc_probe.py")],
+                       cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])

@@ -10,11 +10,12 @@ from acc import (
     STATE_UNPOWERED,
     SUPPLY_STUCK,
     SUPPLY_WAKE_FAILED,
+    KEEP_MODES,
     AccController,
     in_window,
 )
 from eventlog import EV_ACC, EV_SUPPLY, EventLog
-from link.model import LINE_NOISE, LINE_SILENT, LINK_ASLEEP, LINK_LOST, LINK_OK, LINK_UNPOWERED
+from link.model import LINE_NOISE, LINE_SILENT, LINK_ASLEEP, LINK_LOST, LINK_OK, LINK_STALE, LINK_UNPOWERED
 from schema import ConfigError
 from ticks import ticks_add, ticks_diff
 
@@ -28,6 +29,10 @@ class Sim:
 
     def __init__(self, config=None, link=LINK_LOST, wakes_on=0, wake_after_ms=1000):
         self.log = EventLog(64)
+        config = dict(config or {})
+        # These scenarios study the wake policy alone: keep-awake off unless
+        # a test sets it (the default, "always", holds ACC high).
+        config.setdefault("keep_awake", {"mode": "off"})
         self.acc = AccController(config, self.log)
         self.now = T0
         self.link = link
@@ -324,3 +329,53 @@ def test_describe():
     sim.run(3000)  # 11 s: backoff after the first failure
     d = sim.acc.describe(sim.now)
     assert d["state"] == "backoff" and d["attempts"] == 1 and 0 < d["next_try_in_ms"] <= 2000
+
+
+def test_default_keeps_the_bms_awake_above_the_soc_floor():
+    # The default configuration holds ACC: a BMS with ACC high never falls
+    # into its idle sleep, so the relays never lose their data to it.
+    acc = AccController(None, EventLog(8))
+    assert acc.config.keep_mode == KEEP_MODES.index("always")
+    acc.step(T0, LINK_OK, 80, -1, False, False)
+    assert acc.acc_level == 1 and acc.holding
+    acc.step(ticks_add(T0, 200), LINK_OK, 20, -1, False, False)  # at the floor: released
+    assert acc.acc_level == 0 and acc.floor_blocked
+
+
+def test_a_silent_stale_link_is_woken_before_it_counts_as_lost():
+    # The BMS dozed off: not a byte since the last good frame and the link
+    # is stale. The wake starts now, not when the link is lost 10 s later.
+    sim = Sim(QUICK, link=LINK_OK)
+    sim.run(6000)
+    assert sim.acc.state == STATE_NAMES.index("idle")
+    sim.link = LINK_STALE
+    sim.line = LINE_SILENT
+    sim.run(200)
+    assert sim.acc.state == STATE_NAMES.index("pulsing"), STATE_NAMES[sim.acc.state]
+    assert sim.rises and sim.rises[-1] >= 6000
+
+
+def test_stale_with_bytes_on_the_line_is_no_reason_to_wake():
+    sim = Sim(QUICK, link=LINK_OK)
+    sim.run(6000)
+    sim.link = LINK_STALE
+    sim.line = LINE_NOISE
+    sim.run(2000)
+    assert sim.acc.state == STATE_NAMES.index("idle") and not sim.rises
+
+
+def test_hold_off_after_a_requested_shutdown_until_a_manual_wake():
+    sim = Sim({"keep_awake": {"mode": "always"}}, link=LINK_OK)
+    sim.soc = 80
+    sim.run(6000)
+    assert sim.acc.acc_level == 1
+    sim.acc.hold_off(sim.now)
+    sim.link = LINK_ASLEEP
+    sim.run(60000)
+    assert sim.acc.state == STATE_NAMES.index("shut down") and sim.acc.acc_level == 0
+    assert sim.falls and not [r for r in sim.rises if r > 6000], sim.rises  # no wake at all
+    woken_at = sim.t()
+    sim.acc.manual_wake(sim.now)
+    sim.run(600)  # (ACC held high again: the pulse starts with a 300 ms release)
+    assert sim.acc.state == STATE_NAMES.index("pulsing") and sim.acc.acc_level == 1
+    assert [r for r in sim.rises if r >= woken_at], sim.rises

@@ -45,7 +45,7 @@ except ImportError:  # CPython
 import schema
 from daywindow import in_window
 from eventlog import EV_ACC, EV_SUPPLY
-from link.model import LINE_NOISE, LINE_UNKNOWN, LINK_ASLEEP, LINK_LOST, LINK_OK
+from link.model import LINE_NOISE, LINE_SILENT, LINE_UNKNOWN, LINK_ASLEEP, LINK_LOST, LINK_OK, LINK_STALE
 from ticks import ticks_add, ticks_diff, wrap_add
 
 STATE_START = const(0)  # boot or supply just on: giving the link its grace time
@@ -57,7 +57,22 @@ STATE_ASLEEP = const(5)  # `attempts` wakes failed: slow retries
 STATE_CYCLE = const(6)  # supply switched off for a power cycle
 STATE_RELEASED = const(7)  # the BMS sleeps and the policy lets it
 STATE_UNPOWERED = const(8)  # on_demand supply off: the link is not needed
-STATE_NAMES = ("starting", "idle", "pulsing", "waiting", "backoff", "asleep", "power-cycling", "released", "unpowered")
+STATE_HELD_OFF = const(9)  # the BMS was shut down on request: no wake until asked
+STATE_NAMES = ("starting", "idle", "pulsing", "waiting", "backoff", "asleep", "power-cycling", "released", "unpowered",
+               "shut down")
+# What each state means, for a person (the faces).
+STATE_TEXT = (
+    "giving the BMS time to answer after start-up",
+    "nothing to do: the BMS answers",
+    "pulsing ACC to wake the BMS",
+    "ACC pulse sent; waiting for the BMS to answer",
+    "a wake failed; trying again soon",
+    "several wakes failed: the BMS stays silent; retrying every few minutes",
+    "switching the TTL port's supply off and on again",
+    "the BMS sleeps and the settings let it (no automatic wake)",
+    "the TTL port's supply is off: nothing needs the BMS now",
+    "the BMS was shut down on request: no automatic wake until you ask",
+)
 
 # EV_SUPPLY reason codes (event b).
 SUPPLY_BOOT = const(0)
@@ -105,7 +120,10 @@ class AccConfig:
 
         p = schema.join(path, "keep_awake")
         k = schema.obj(d.get("keep_awake", {}), p, _KEEP_KEYS)
-        self.keep_mode = KEEP_MODES.index(schema.string(k, "mode", p, "off", KEEP_MODES))
+        # Default "always": ACC held, so the BMS never falls into its idle
+        # sleep (which would leave the relays without data); the SOC floor
+        # below still lets it sleep when the pack runs low.
+        self.keep_mode = KEEP_MODES.index(schema.string(k, "mode", p, "always", KEEP_MODES))
         self.from_min = schema.integer(k, "from_min", p, 0, 0, 1439)
         self.to_min = schema.integer(k, "to_min", p, 0, 0, 1439)
         self.soc_floor_pct = schema.integer(k, "soc_floor_pct", p, 20, 0, 100)
@@ -150,6 +168,7 @@ class AccController:
         self._cycle_reason = SUPPLY_STUCK
         self._logged_state = -1
         self._logged_level = -1
+        self.held_off = False  # a requested shutdown: no wake until manual_wake()
 
     def configure(self, config):
         c = config if isinstance(config, AccConfig) else AccConfig(config)
@@ -160,7 +179,15 @@ class AccController:
         """The API asked for a wake: pulse at the next step, powering the
         supply first when it is on demand."""
         self._manual = True
+        self.held_off = False
         self._demand_until = ticks_add(now_ms, self.config.demand_hold_ms)
+
+    def hold_off(self, now_ms=0):
+        """The BMS was shut down on request: release ACC and wake it no more
+        until manual_wake()."""
+        self.held_off = True
+        self.attempts = 0
+        self._to(STATE_HELD_OFF, now_ms)
 
     # -- the state machine ---------------------------------------------------
 
@@ -202,6 +229,11 @@ class AccController:
                 self._outputs(now_ms)
                 return
 
+        if state == STATE_HELD_OFF:
+            if not self.held_off:
+                self._to(STATE_START, now_ms)
+            self._outputs(now_ms)
+            return
         if self._manual and state != STATE_PULSE and state != STATE_WAIT and state != STATE_CYCLE:
             self._manual = False
             self.attempts = 0
@@ -217,7 +249,13 @@ class AccController:
                 else:
                     self._to(STATE_RELEASED, now_ms)
         elif state == STATE_IDLE:
-            if link_state == LINK_LOST or link_state == LINK_ASLEEP:
+            if link_state == LINK_STALE and line_state == LINE_SILENT:
+                # Not a byte since the last good frame: the BMS probably fell
+                # asleep. Wake it now, before the link counts as lost (a
+                # pulse does no harm to an awake BMS).
+                if self._may_wake(LINK_ASLEEP):
+                    self._begin_attempt(now_ms)
+            elif link_state == LINK_LOST or link_state == LINK_ASLEEP:
                 if self._may_wake(link_state):
                     self._begin_attempt(now_ms)
                 else:
@@ -281,7 +319,7 @@ class AccController:
                 self.floor_blocked = True
             elif soc >= c.soc_floor_pct + c.soc_hysteresis_pct:
                 self.floor_blocked = False
-        self.holding = wanted and not self.floor_blocked
+        self.holding = wanted and not self.floor_blocked and not self.held_off
 
     def _may_wake(self, link_state):
         c = self.config
@@ -373,6 +411,7 @@ class AccController:
         waiting = self.state == STATE_BACKOFF or self.state == STATE_ASLEEP
         return {
             "state": STATE_NAMES[self.state],
+            "text": STATE_TEXT[self.state],
             "acc": self.acc_level,
             "supply": self.supply_level,
             "attempts": self.attempts,

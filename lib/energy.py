@@ -274,9 +274,15 @@ class Energy:
         rem = st.remaining_mah
         if rem < 0:
             rem = 0
-        if e <= -thr:
+        # The smoothed current decays slowly after the pack stops: an
+        # estimate also needs the present current beyond the idle threshold,
+        # in the same direction (nothing charges, nothing to estimate).
+        now = st.current_da * _EMA_SCALE
+        if -thr < now < thr:
+            return
+        if e <= -thr and now < 0:
             self.time_to_empty_s = _seconds(rem, -e)
-        elif e >= thr:
+        elif e >= thr and now > 0:
             missing = cap - rem
             self.time_to_full_s = _seconds(missing if missing > 0 else 0, e)
 

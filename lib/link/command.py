@@ -81,6 +81,8 @@ class Command:
         self.attempts = 0
         self.submitted_ms = 0
         self.finished_ms = 0
+        self.code = 255  # the control service's command code (event log), 255 = unknown
+        self.who = 0  # who asked (eventlog.WHO_*)
 
     def finished(self):
         return self.state >= DONE

@@ -714,7 +714,7 @@ class LinkEngine:
             self.stats.commands_failed = wrap_add(self.stats.commands_failed, 1)
             self._error(ERR_COMMAND, now_ms)
         if self.log is not None:
-            self.log.add(EV_COMMAND, 0, state, 0, now_ms)
+            self.log.add(EV_COMMAND, command.code, state, command.who, now_ms)
         if command.done_cb is not None:
             command.done_cb(command)
         self.model.touch()

@@ -167,6 +167,13 @@ class Engine:
         self.latched[i] = 0
         self.maxed[i] = 0
 
+    def force(self, i, on, reason, now_ms):
+        """Put output i in state `on` for `reason` outside the rules (the
+        firmware's safe mode). Interlocks still apply."""
+        if not self.started:
+            self._start(now_ms)
+        self._apply(i, 1 if on else 0, reason, -1, now_ms)
+
     def describe(self, i, now_ms):
         """The output's state for the API (allocates)."""
         p = self.p

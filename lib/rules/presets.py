@@ -66,12 +66,15 @@ FAN = {
 
 ALARM = {
     # Alarm relay, normally energised: released (alarm) on any protection
-    # flag, on stale data, on link loss and when the bridge loses power.
+    # flag, on a lost link (a wake that failed) and when the bridge loses
+    # power. Stale data alone holds it: a BMS that dozed off is woken through
+    # ACC long before the link counts as lost, and a routine sleep is no
+    # alarm.
     "outputs": [{
         "name": "alarm",
         "when": {"protection": "any", "if_unknown": False},
         "inverted": True,
-        "fail_safe": "on",
+        "fail_safe": {"stale": "hold", "lost": "on", "error": "on"},
     }],
 }
 

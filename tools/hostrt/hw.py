@@ -10,7 +10,11 @@
 #            forwarded to the simulator's control port (`acc 0/1`, `vcc 0/1`,
 #            ANTBRIDGE_SIM_CONTROL=HOST:PORT)
 #   storage  a directory (ANTBRIDGE_DATA)
-#   reset()  exits the process with EXIT_RESET
+#   clock    the PC's clock (always set), as device seconds since 2024
+#   reset()  exits the process with EXIT_RESET; the next start reads the
+#            reset cause it left behind (like machine.reset_cause())
+#   watchdog a stand-in that counts feeds (the process has no hardware WDT)
+import asyncio
 import json
 import os
 import socket
@@ -20,6 +24,7 @@ import time
 import boardinfo
 from ticks import ticks_add, ticks_diff
 
+_core = getattr(asyncio, "core", None)  # MicroPython's asyncio internals: its IO queue
 DEFAULT_BOARD = "host"  # boards/host.json
 EXIT_RESET = 75
 _TICKS_MASK = 0x3FFFFFFF
@@ -46,28 +51,70 @@ def ticks_ms():
     return time.ticks_ms() & _TICKS_MASK  # pyright: ignore
 
 
-_epoch_base_s = 0  # int(time.time()) at ticks _epoch_base_ticks
-_epoch_base_ticks = 0
-_EPOCH_REBASE_MS = 3600000  # well inside ticks_diff's 2**29 ms range
+_EPOCH_2024 = 1704067200  # 2024-01-01 00:00 UTC in Unix time
+_clock_base_s = 0  # device seconds at ticks _clock_base_ticks
+_clock_base_ticks = 0
+_clock_offset_s = 0  # set_clock(): what NTP said minus the PC's clock
+_CLOCK_REBASE_MS = 3600000  # well inside ticks_diff's 2**29 ms range
 
 
-def epoch_s():
-    """Unix time in s (UTC); the host's clock is always set. time.time()
-    is a float here (and time_ns() a boxed int): reading it on every rules
-    pass would allocate, so it is read once an hour and the ticks count on."""
-    global _epoch_base_s, _epoch_base_ticks
+def clock_s():
+    """Device seconds since 2024-01-01 UTC (see firmware/hw.py). time.time()
+    is a float here (and Unix time > 2**30): reading it on every rules pass
+    would allocate, so it is read once an hour and the ticks count on."""
+    global _clock_base_s, _clock_base_ticks
     now = ticks_ms()
-    d = ticks_diff(now, _epoch_base_ticks)
-    if _epoch_base_s == 0 or d < 0 or d >= _EPOCH_REBASE_MS:
-        _epoch_base_s = int(time.time())
-        _epoch_base_ticks = now
+    d = ticks_diff(now, _clock_base_ticks)
+    if _clock_base_s == 0 or d < 0 or d >= _CLOCK_REBASE_MS:
+        _clock_base_s = int(time.time()) - _EPOCH_2024 + _clock_offset_s
+        _clock_base_ticks = now
         d = 0
-    return _epoch_base_s + d // 1000
+    return _clock_base_s + d // 1000
 
 
-def reset():
+def set_clock(unix_s):
+    global _clock_offset_s, _clock_base_s
+    _clock_offset_s = unix_s - int(time.time())
+    _clock_base_s = 0  # rebase at the next read
+
+
+def _cause_file():
+    return storage_root() + ".reset_cause"
+
+
+def reset(cause=5):
+    """Exit with EXIT_RESET; the next start reports `cause` (5: soft reset,
+    3: watchdog, 7: firmware crash)."""
+    try:
+        with open(_cause_file(), "w") as f:
+            f.write(str(cause))
+    except OSError:
+        pass
     print("hw: reset requested, exiting with", EXIT_RESET)
     sys.exit(EXIT_RESET)
+
+
+def reset_cause():
+    """What ended the previous run: what reset() left, else power-on (1)."""
+    try:
+        with open(_cause_file()) as f:
+            cause = int(f.read())
+        os.remove(_cause_file())
+        return cause
+    except (OSError, ValueError):
+        return int(_env("ANTBRIDGE_RESET_CAUSE", "1"))
+
+
+class Watchdog:
+    """Stands in for machine.WDT: counts feeds (there is no hardware to
+    reset the process)."""
+
+    def __init__(self, timeout_ms):
+        self.timeout_ms = timeout_ms
+        self.feeds = 0
+
+    def feed(self):
+        self.feeds += 1
 
 
 def http_host():
@@ -213,6 +260,8 @@ class InjectedFault(Exception):
 
 class Uart:
     def __init__(self, board_info, baud):
+        if _env("ANTBRIDGE_CRASH_AT_BOOT"):  # tests of safe mode: a firmware that dies at start
+            raise InjectedFault("injected boot crash (ANTBRIDGE_CRASH_AT_BOOT)")
         self._spec = _env("ANTBRIDGE_UART", "tcp:127.0.0.1:7000")[4:]
         # Tests of the supervisor: raise once from the Nth readinto().
         self._fail_at = int(_env("ANTBRIDGE_UART_FAIL_AT", "0"))
@@ -266,6 +315,9 @@ class Uart:
             _close(self._sock)
             self._sock = None
 
+    def close(self):
+        self._drop()
+
     def write(self, buf):
         s = self._sock or self._connect()
         if s is None:
@@ -274,6 +326,16 @@ class Uart:
             s.write(buf)
         except OSError:
             self._drop()
+
+    def wait_rx(self):
+        """`await uart.wait_rx()`: until bytes arrive (or the simulator is
+        unreachable for a moment: then after _RECONNECT_MS). A generator,
+        as asyncio's own stream reads are."""
+        s = self._sock or self._connect()
+        if s is None:
+            yield from asyncio.sleep_ms(_RECONNECT_MS)  # pyright: ignore
+        else:
+            yield _core._io_queue.queue_read(s)  # pyright: ignore
 
     def readinto(self, buf):
         self._reads += 1
