@@ -6,6 +6,7 @@
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -146,3 +147,24 @@ def test_the_unix_epoch_arithmetic_allocates_only_with_31_bit_small_ints(bits):
     else:
         # 63-bit small ints: nothing allocates, the 64-bit build cannot see it.
         assert old == [False, False, False], (where, doc)
+
+
+# -- concurrent callers ----------------------------------------------------------------------
+
+
+def test_a_second_caller_waits_for_the_build_lock(tmp_path):
+    # Another process holds build/mp/.lock (as during a build): a caller
+    # waits, says so, and goes on once it is released.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, %r); import interp\n"
+         "with interp._Lock(print):\n    print('held', flush=True)\n    time.sleep(1.5)\n" % os.path.dirname(interp.__file__)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        said = []
+        started = time.monotonic()
+        with interp._Lock(said.append):
+            waited = time.monotonic() - started
+        assert said == ["mp: waiting for another build of the interpreter"] and waited > 0.5, (said, waited)
+    finally:
+        holder.wait(10)
