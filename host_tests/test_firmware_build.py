@@ -194,9 +194,9 @@ def test_the_unix_image_freezes_exactly_the_device_modules_and_microdot(tree):
     assert frozen["microdot/microdot.py"] == os.path.join(run.microdot_source(), "microdot.py")
 
 
-def test_a_new_module_is_frozen_without_editing_the_manifest(tmp_path, tree):
-    # firmware/manifest.py in a copy of the layout, with one module added
-    # under lib/ and one under firmware/.
+def layout(tmp_path):
+    """firmware/manifest.py in a copy of the repository's layout, with a few
+    modules of its own (one added under lib/ and one under firmware/)."""
     (tmp_path / "firmware").mkdir()
     shutil.copyfile(os.path.join(ROOT, "firmware", "manifest.py"), tmp_path / "firmware" / "manifest.py")
     (tmp_path / "firmware" / "main.py").write_text("")
@@ -210,6 +210,27 @@ def test_a_new_module_is_frozen_without_editing_the_manifest(tmp_path, tree):
     site.mkdir(parents=True)
     for m in ("__init__.py", "microdot.py", "sse.py"):
         (site / m).write_text("")
-    frozen = sorted(t for t, _ in interp.frozen_files(str(tmp_path / "firmware" / "manifest.py"), tree))
+    return str(tmp_path / "firmware" / "manifest.py")
+
+
+def test_a_new_module_is_frozen_without_editing_the_manifest(tmp_path, tree):
+    frozen = sorted(t for t, _ in interp.frozen_files(layout(tmp_path), tree))
     assert frozen == ["fresh.py", "main.py", "microdot/__init__.py", "microdot/microdot.py", "newpkg/__init__.py",
                       "newpkg/part.py"]
+
+
+def test_the_frozen_build_is_redone_when_a_frozen_file_changes(tmp_path, tree):
+    # The build key covers the content of every frozen file (not its mtime).
+    manifest = layout(tmp_path)
+    flavour = interp.FLAVOURS["esp32like-frozen"]
+    key = interp.build_key(flavour, tree, manifest)
+    part = tmp_path / "lib" / "newpkg" / "part.py"
+    os.utime(part, (1, 1))
+    assert interp.build_key(flavour, tree, manifest) == key  # same content, older file: nothing to redo
+    part.write_text("X = 1\n")
+    changed = interp.build_key(flavour, tree, manifest)
+    assert changed != key
+    (tmp_path / "firmware" / "later.py").write_text("")
+    assert interp.build_key(flavour, tree, manifest) not in (key, changed)  # a new module too
+    assert interp.build_key(interp.FLAVOURS["esp32like"], tree) != interp.build_key(
+        interp.FLAVOURS["esp32like64"], tree)  # the word size is part of the make line

@@ -121,17 +121,19 @@ def _hash_file(h, path):
     h.update(b"\0")
 
 
-def build_key(flavour, tree=TREE):
-    """Everything a build depends on beyond MicroPython's own sources."""
+def build_key(flavour, tree=TREE, manifest=UNIX_FROZEN_MANIFEST):
+    """Everything a build depends on beyond MicroPython's own sources: the
+    make line, the variant, and for a frozen flavour the manifests and the
+    content of every file they freeze."""
     h = hashlib.sha256()
     h.update(sources.identity().encode())
     h.update(" ".join(make_args(flavour, tree)).encode())
     for name in sorted(os.listdir(VARIANT_DIR)):
         _hash_file(h, os.path.join(VARIANT_DIR, name))
     if flavour.frozen:
-        _hash_file(h, UNIX_FROZEN_MANIFEST)
+        _hash_file(h, manifest)
         _hash_file(h, FIRMWARE_MANIFEST)
-        for target, path in frozen_files(UNIX_FROZEN_MANIFEST, tree):
+        for target, path in frozen_files(manifest, tree):
             h.update(target.encode() + b"\0")
             _hash_file(h, path)
     return h.hexdigest()

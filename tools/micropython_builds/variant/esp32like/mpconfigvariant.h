@@ -3,7 +3,7 @@
 // (v1.28.0), so that heap use, small-int range and float precision on the PC
 // are those of the ESP32. Built 32-bit (-m32) for the device's 4-byte
 // pointers and 31-bit small ints; the 64-bit build of the same variant is
-// only for comparison. See tools/micropython/interp.py.
+// only for comparison. See tools/micropython_builds/interp.py.
 
 // As ports/esp32: extra-features ROM level, object representation A (31-bit
 // small ints, pointers tagged in the low bits), MPZ long ints, single-
