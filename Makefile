@@ -4,15 +4,16 @@ SHELL := /bin/bash
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-MP      := $(BIN)/micropython
 STAMP   := $(VENV)/.installed
 STUBS   := typings/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test fuzz run setup debs clean
+.PHONY: test fuzz run setup debs interp firmware help clean
 
 # Debian packages the targets need; installed with apt-get only when missing.
-DEBS    := python3-venv
+# gcc-multilib: the 32-bit (-m32) MicroPython build; git: its sources from
+# GitHub when ../shared/micropython-src is absent.
+DEBS    := python3-venv gcc-multilib git
 
 setup: debs $(STAMP) $(STUBS)
 
@@ -33,9 +34,17 @@ $(STUBS): requirements-stubs.txt $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target typings -r requirements-stubs.txt
 	@touch $@
 
+# The ESP32-like MicroPython v1.28.0 interpreters (32-bit, ESP32 object
+# model), built from source into build/mp/ once and again only when the
+# variant or a frozen file changes: esp32like (lib/ as .mpy) and
+# esp32like-frozen (the firmware frozen in). The tests and tools/run.py also
+# build them on first use; this target shows the build before pytest starts.
+interp: setup
+	$(BIN)/python tools/micropython_builds/interp.py
+
 # Everything that proves the project works: pytest under CPython, the same logic
-# tests under the MicroPython unix port, mpy-cross over device files, pyright.
-test: setup
+# tests under the ESP32-like MicroPython, mpy-cross over device files, pyright.
+test: setup interp
 	$(BIN)/pytest host_tests $(PYTEST_ARGS)
 
 # The whole firmware on this PC under the MicroPython unix port, against the
@@ -45,12 +54,33 @@ PROTOCOL ?= new
 CELLS    ?= 16
 FAULTS   ?=
 PORT     ?= 8080
-run: setup
+run: setup interp
 	$(BIN)/python tools/run.py --protocol $(PROTOCOL) --cells $(CELLS) --port $(PORT) $(if $(FAULTS),--faults "$(FAULTS)")
+
+# A MicroPython v1.28.0 image for an ESP32 board with the firmware frozen in:
+# build/firmware/antbridge-<board>-micropython-1.28.0*.bin. Needs ESP-IDF
+# v5.5.1 (idf.py on PATH or IDF_PATH) or a docker engine (espressif/idf:v5.5.1)
+# and internet access for the IDF components. DRY_RUN=1 prints the command only.
+#   make firmware BOARD=esp32-s3-devkitc-1
+BOARD    ?= esp32-devkitc
+DRY_RUN  ?=
+firmware: setup
+	$(BIN)/python tools/micropython_builds/firmware.py --board $(BOARD) $(if $(DRY_RUN),--dry-run)
 
 # Nightly-style framer fuzz: many more hypothesis cases.
 fuzz: setup
 	ANTBRIDGE_FUZZ_EXAMPLES=300000 $(BIN)/pytest host_tests/test_framer_fuzz.py -q
+
+help:
+	@echo "make test       set-up from nothing, then everything that proves the project works"
+	@echo "make run        the firmware (frozen, 32-bit ESP32-like MicroPython) on this PC against a simulated BMS"
+	@echo "                PROTOCOL=old|new|both CELLS=16 FAULTS=\"drop=0.1,display=1000\" PORT=8080"
+	@echo "make interp     build the ESP32-like MicroPython interpreters into build/mp/ (make test/run do it too)"
+	@echo "make firmware   MicroPython image for BOARD=esp32-devkitc|esp32-c3-supermini|esp32-s3-devkitc-1"
+	@echo "                with the firmware frozen in (needs ESP-IDF v5.5.1 or docker); DRY_RUN=1 prints the command"
+	@echo "make fuzz       the framer's hypothesis properties with many more cases"
+	@echo "make setup      .venv with pinned packages, ESP32 stubs, Debian packages"
+	@echo "make clean      remove .venv, typings and build/"
 
 clean:
 	rm -rf $(VENV) typings build .pytest_cache .hypothesis

@@ -101,7 +101,22 @@ class Conn:
             self.watch = False  # an idle stream waits for news as long as it likes
 
     async def aclose(self):
+        if self.refused:
+            self._discard_input()
         self.close()
+
+    def _discard_input(self):
+        # A request refused before it was read whole: read (a bounded part
+        # of) what the client still sends, so closing does not reset the
+        # connection and lose the answer.
+        buf = bytearray(256)
+        for _ in range(16):
+            try:
+                n = self.sock.readinto(buf)
+            except OSError:
+                return
+            if not n:
+                return
 
     def close(self):
         if not self.closed:

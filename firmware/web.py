@@ -107,6 +107,7 @@ class EventStream:
                 if not self.sub.take():
                     return b": ping\n\n"
             w = self._w
+            w.reset()
             w.text(b"event: status\ndata: ")
             self._chunks = w.chunks(views.status_doc(w, self.hub, self.now_fn()))
 

@@ -1,6 +1,10 @@
 # Test helper: the firmware under the MicroPython unix port, against a
 # running BMS simulator, as real processes (the same start-up as `make run`,
-# from tools/run.py). CPython only.
+# from tools/run.py). CPython only. The firmware runs frozen into the 32-bit
+# esp32like interpreter, as on a WROOM, at run.DEFAULT_HEAP;
+# ANTBRIDGE_DEPLOY=mpy runs it as .mpy files (at run.MPY_HEAP),
+# ANTBRIDGE_E2E_HEAP=NK sets another heap, ANTBRIDGE_MP_BITS=64 uses the
+# 64-bit build. Firmware.interpreter names what ran (in failure messages).
 #
 #   sim = SimProcess("--protocol", "old").start()          # host_tests/simproc.py
 #   fw = Firmware(tmp_path, sim, link={"poll_ms": 200})   # build + start + wait for HTTP
@@ -24,18 +28,25 @@ from simproc import SimProcess
 ROOT = run.ROOT
 BUILD = os.environ.get("ANTBRIDGE_E2E_BUILD") or os.path.join(ROOT, "build", "e2e")
 TOKEN = "e2e-token-0123456789"
-HEAP = os.environ.get("ANTBRIDGE_E2E_HEAP") or run.DEFAULT_HEAP
+DEPLOY = run.deploy_mode()
+HEAP = os.environ.get("ANTBRIDGE_E2E_HEAP") or run.default_heap(DEPLOY)
 _build_lock = threading.Lock()
-_micropath = None
+_runtime = None
 
 
-def micropath():
-    """Compile once per test session."""
-    global _micropath
+def runtime():
+    """The interpreter and MICROPYPATH (run.Runtime), built once per session."""
+    global _runtime
     with _build_lock:
-        if _micropath is None:
-            _micropath = run.build(BUILD)
-        return _micropath
+        if _runtime is None:
+            _runtime = run.build(BUILD, DEPLOY)
+        return _runtime
+
+
+def interpreter():
+    """What the firmware runs on, for messages: "MicroPython esp32like
+    32-bit v1.28.0, firmware frozen, heap 96K"."""
+    return "MicroPython %s, heap %s" % (runtime().label(), HEAP)
 
 
 def firmware_module(name):
@@ -113,9 +124,15 @@ class Firmware:
         self.stderr_path = os.path.join(self.workdir, "stderr.log")
         self._out = open(self.stdout_path, "wb")
         self._err = open(self.stderr_path, "wb")
-        self.proc = run.start_firmware(micropath(), self.data, sim.ready, self.port, heap, stdout=self._out,
+        self.interpreter = "MicroPython %s, heap %s" % (runtime().label(), heap)
+        self.proc = run.start_firmware(runtime(), self.data, sim.ready, self.port, heap, stdout=self._out,
                                        stderr=self._err, env=env)
-        run.wait_http(self.port, self.proc, timeout_s=30)
+        try:
+            run.wait_http(self.port, self.proc, timeout_s=30)
+        except run.RunError as e:
+            out, err = self.output()
+            self.stop()
+            raise AssertionError("%s (%s)\n%s%s" % (e, self.interpreter, out[-2000:], err[-4000:]))
 
     def url(self, path):
         return "http://127.0.0.1:%d%s" % (self.port, path)
@@ -176,11 +193,14 @@ def alloc_probe(workdir, heap=HEAP):
     workdir = os.path.join(str(workdir), "alloc")
     data = os.path.join(workdir, "data")
     os.makedirs(data, exist_ok=True)
-    paths = [p for p in micropath().split(":") if not p.endswith("hostrt")]  # fakehw, not the host runtime
+    rt = runtime()
+    paths = [p for p in rt.micropath.split(":") if not p.endswith("hostrt")]  # fakehw, not the host runtime
     env = dict(os.environ, MICROPYPATH=":".join(paths + [os.path.join(ROOT, "host_tests")]), ANTBRIDGE_DATA=data,
                ANTBRIDGE_BOARDS=os.path.join(ROOT, "boards"), ANTBRIDGE_ROOT=ROOT)
     env.pop("ANTBRIDGE_SIM_CONTROL", None)
-    r = subprocess.run([run.MICROPYTHON, "-X", "heapsize=" + heap, os.path.join(ROOT, "host_tests", "fw_alloc_probe.py")],
+    r = subprocess.run([rt.micropython, "-X", "heapsize=" + heap, os.path.join(ROOT, "host_tests", "fw_alloc_probe.py")],
                        cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    assert r.returncode == 0, "on MicroPython %s, heap %s:\n%s%s" % (rt.label(), heap, r.stdout, r.stderr)
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    result["interpreter"] = "MicroPython %s, heap %s" % (rt.label(), heap)
+    return result

@@ -1,4 +1,3 @@
-# mp-heap: 128K
 # MicroPython only: the link engine's steady state (poll, reply, decode,
 # publish, state keeping, statistics, lost and corrupted replies, stale and
 # recovered states, alarm checks) allocates nothing, and the heap stays flat

@@ -1,4 +1,3 @@
-# mp-heap: 128K
 # MicroPython only: a steady-state rules evaluation allocates nothing. Three
 # outputs in auto on several conditions each (hysteresis, nesting, quiet
 # hours, unknown inputs, timing, blink, rate cap, exercise, an interlock),

@@ -1,4 +1,14 @@
-# Compiling device code with mpy-cross, shared by the test stages and tools.
+# The MicroPython side of the tests and tools: the ESP32-like interpreter
+# (built from source on first use, tools/micropython_builds/interp.py) and
+# compiling device code with mpy-cross.
+#
+#   micropython()                 the 32-bit esp32like interpreter (lib/ as .mpy)
+#   micropython(frozen=True)      the same with the firmware frozen in (e2e, make run)
+#   micropython(bits=64)          the 64-bit build of the same variant (comparison)
+#   interpreter_label(path)       "esp32like 32-bit v1.28.0", read from the binary
+#
+# ANTBRIDGE_MP_BITS=64 makes 64 the default word size (to compare the whole
+# suite on the 64-bit build).
 import os
 import subprocess
 import sys
@@ -6,7 +16,27 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".venv", "bin")
 MPY_CROSS = os.path.join(BIN, "mpy-cross")
-MICROPYTHON = os.path.join(BIN, "micropython")
+sys.path.insert(0, os.path.join(ROOT, "tools", "micropython_builds"))
+import interp  # noqa: E402
+
+BITS = int(os.environ.get("ANTBRIDGE_MP_BITS") or 32)
+if BITS not in (32, 64):
+    raise ValueError("ANTBRIDGE_MP_BITS must be 32 or 64, not %d" % BITS)
+
+
+USED = set()  # interpreters handed out in this process (conftest lists them after the run)
+
+
+def micropython(frozen=False, bits=None):
+    """Path of the ESP32-like interpreter, built first if missing or out of
+    date (interp.BuildError with the reason if that fails)."""
+    exe = interp.binary(interp.flavour_name(bits or BITS, frozen))
+    USED.add(exe)
+    return exe
+
+
+def interpreter_label(exe):
+    return interp.label(exe)
 
 
 def device_sources(*tops):

@@ -144,6 +144,12 @@ NEGATIVE = [
     ("esp32-devkitc.json", "outputs.relay", {"pin": 13}, "outputs.relay", "unknown key"),
     ("esp32-devkitc.json", "inputs.button", {"pin": 13}, "inputs.button", "unknown key"),
     ("esp32-devkitc.json", "outputs.do1.pin", "25", "outputs.do1.pin", "integer"),
+    # the MicroPython board `make firmware` builds
+    ("esp32-devkitc.json", "micropython.board", "esp32_generic", "micropython.board", "MicroPython name"),
+    ("esp32-devkitc.json", "micropython.board", "", "micropython.board", "must not be empty"),
+    ("esp32-devkitc.json", "micropython.variant", "SPIRAM-OCT", "micropython.variant", "MicroPython name"),
+    ("esp32-devkitc.json", "micropython.flash", "4MB", "micropython.flash", "unknown key"),
+    ("esp32-devkitc.json", "micropython", "ESP32_GENERIC", "micropython", "must be an object"),
 ]
 
 
@@ -167,6 +173,15 @@ def test_boot_button_belongs_on_a_strapping_pin():
     for name in ("esp32-devkitc.json", "esp32-c3-supermini.json", "esp32-s3-devkitc-1.json"):
         b = board.load(read(name))
         assert b.boot_button is not None and b.boot_button.pin in board._RULES[b.chip].strapping
+
+
+def test_esp32_boards_name_their_micropython_board_and_the_host_none():
+    for name in ("esp32-devkitc.json", "esp32-c3-supermini.json", "esp32-s3-devkitc-1.json"):
+        b = board.load(read(name))
+        assert b.mp_board.startswith("ESP32_GENERIC"), name
+        assert b.describe()["micropython"] == {"board": b.mp_board, "variant": b.mp_variant}
+    host = board.load(read("host.json"))
+    assert host.mp_board == "" and "micropython" not in host.describe()
 
 
 def test_missing_uart_is_reported():

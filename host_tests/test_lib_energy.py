@@ -1,4 +1,3 @@
-# mp-heap: 128K
 # Energy counters, power, time-to-empty/full and persistence (lib/energy.py).
 # Runs under CPython and MicroPython.
 import json

@@ -1,4 +1,4 @@
-# mp-heap: 192K
+# mp-heap: 144K
 # Every preset of rules/presets.py replayed as a scenario on the fake clock.
 from ant.status import TEMP_NONE
 from link.model import LINK_LOST, LINK_OK, LINK_STALE

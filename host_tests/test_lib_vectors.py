@@ -36,8 +36,20 @@ def single_frame(data):
     return found[0][0]
 
 
+def _float_epsilon():
+    eps = 1.0
+    while 1.0 + eps / 2 != 1.0:
+        eps /= 2
+    return eps
+
+
+# 2**-52 on CPython, 2**-23 on the ESP32 (single-precision floats): a decoded
+# 19276.387 Ah is 19276.387 +- 0.002 there.
+FLOAT_EPS = _float_epsilon()
+
+
 def near(a, b):
-    return a is not None and b is not None and abs(a - b) < 1e-6
+    return a is not None and b is not None and abs(a - b) < 1e-6 + 4 * FLOAT_EPS * abs(b)
 
 
 def raw_temp(t):

@@ -1,6 +1,10 @@
-# Stage 2: the logic tests again, under the real MicroPython unix port with a
-# held heap, against lib/ compiled to .mpy as it is deployed on the ESP32.
-# One pytest test per module, so failures show in pytest's summary.
+# Stage 2: the logic tests again, under MicroPython with a held heap, against
+# lib/ compiled to .mpy as a stock firmware would load it. The interpreter is
+# the 32-bit esp32like build of the v1.28.0 unix port (the ESP32's object
+# model: 31-bit small ints, 4-byte pointers, single-precision floats; see
+# mpbuild.micropython()). One pytest test per module, so failures show in
+# pytest's summary; the test id names the build, the failure message the
+# interpreter as the binary reports itself.
 import glob
 import os
 import shutil
@@ -8,7 +12,7 @@ import subprocess
 
 import pytest
 
-from mpbuild import MICROPYTHON, ROOT, compile_file, compile_tree, micropython_env
+from mpbuild import BITS, ROOT, compile_file, compile_tree, interpreter_label, micropython, micropython_env
 import vectorset
 
 BUILD = os.environ.get("ANTBRIDGE_MPTEST_BUILD") or os.path.join(ROOT, "build", "mptest")
@@ -16,7 +20,9 @@ HERE = os.path.join(ROOT, "host_tests")
 
 # Heap per module: a device-sized budget, 96K unless the module's first line
 # says otherwise ("# mp-heap: 128K"): its own data rides on top of the library.
+# The budgets hold on the 32-bit build; the 64-bit one needs more.
 DEFAULT_HEAP = "96K"
+FLAVOUR = "esp32like%d" % BITS
 
 
 def heap_of(module):
@@ -40,6 +46,27 @@ SUPPORT = sorted(
 
 
 @pytest.fixture(scope="module")
+def interpreter():
+    """(path, label) of the interpreter, built on first use."""
+    exe = micropython()
+    return exe, interpreter_label(exe)
+
+
+def test_the_interpreter_is_esp32_like(interpreter):
+    # What the binary says about itself: the ESP32's word size and number
+    # types (ports/esp32/mpconfigport.h: OBJ_REPR_A, FLOAT_IMPL_FLOAT).
+    import interp
+
+    exe, label = interpreter
+    facts = interp.describe(exe)
+    assert facts["build"] == "esp32like" and facts["version"] == "1.28.0", (label, facts)
+    assert facts["bits"] == BITS and facts["pointer_bytes"] == BITS // 8, (label, facts)
+    assert facts["maxsize"] == 2 ** (BITS - 1) - 1, (label, facts)
+    assert facts["float_repr"] == "3.3000002", (label, facts)  # single precision, as the ESP32
+    assert not facts["frozen_firmware"], (label, facts)  # stage 2 loads lib/ as .mpy files
+
+
+@pytest.fixture(scope="module")
 def mp_build():
     shutil.rmtree(BUILD, ignore_errors=True)
     failures = compile_tree("lib", os.path.join(BUILD, "lib"))
@@ -60,11 +87,12 @@ def test_modules_found():
     assert "test_lib_vectors" in MODULES and "mp_test_alloc" in MODULES
 
 
-@pytest.mark.parametrize("module", MODULES)
-def test_module_under_micropython(module, mp_build):
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: "%s-%s" % (FLAVOUR, m))
+def test_module_under_micropython(module, interpreter, mp_build):
+    exe, label = interpreter
     heap = heap_of(module)
     result = subprocess.run(
-        [MICROPYTHON, "-X", "heapsize=" + heap, "-m", "mp_runner", module],
+        [exe, "-X", "heapsize=" + heap, "-m", "mp_runner", module],
         cwd=ROOT,
         env=mp_build,
         capture_output=True,
@@ -72,5 +100,6 @@ def test_module_under_micropython(module, mp_build):
         timeout=600,
     )
     output = result.stdout + result.stderr
-    assert result.returncode == 0, "MicroPython run of %s (heap %s) failed:\n%s" % (module, heap, output)
-    assert "FAIL" not in result.stdout, output
+    where = "MicroPython %s, heap %s" % (label, heap)
+    assert result.returncode == 0, "%s on %s failed:\n%s" % (module, where, output)
+    assert "FAIL" not in result.stdout, "%s on %s:\n%s" % (module, where, output)

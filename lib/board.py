@@ -41,13 +41,17 @@ import schema
 CHIPS = ("esp32", "esp32c3", "esp32s3", "host")
 PSRAM = ("none", "quad", "octal")
 
-# The file's groups: {"name", "chip", "psram", "notes", "uart": {id, tx, rx},
-# "outputs": {role: {pin, active, boot, kind, reset}}, "inputs": {role: {pin,
-# active, pull, reset}}}; every role is optional (absent or null: not fitted).
+# The file's groups: {"name", "chip", "psram", "notes", "micropython":
+# {board, variant}, "uart": {id, tx, rx}, "outputs": {role: {pin, active,
+# boot, kind, reset}}, "inputs": {role: {pin, active, pull, reset}}}; every
+# role is optional (absent or null: not fitted). "micropython" names the
+# MicroPython v1.28 board (ports/esp32/boards/<board>) and variant ("" = the
+# standard one) `make firmware` builds for it; a board without it (the host)
+# has no firmware image.
 OUTPUTS = ("do1", "do2", "do3", "acc", "supply_enable", "led")
 SENSES = ("do1_sense", "do2_sense", "do3_sense")
 INPUTS = SENSES + ("boot_button",)
-_TOP = ("name", "chip", "psram", "notes", "uart", "outputs", "inputs")
+_TOP = ("name", "chip", "psram", "notes", "micropython", "uart", "outputs", "inputs")
 
 
 def _span(a, b):
@@ -169,6 +173,8 @@ class Board:
         self.name = ""
         self.chip = "host"
         self.psram = "none"
+        self.mp_board = ""  # MicroPython board, e.g. "ESP32_GENERIC_S3"; "": none
+        self.mp_variant = ""  # its variant, e.g. "SPIRAM_OCT"; "": the standard one
         self.uart_id = 0
         self.uart_tx = 0
         self.uart_rx = 0
@@ -198,6 +204,8 @@ class Board:
     def describe(self):
         d = {"name": self.name, "chip": self.chip, "psram": self.psram,
              "uart": {"id": self.uart_id, "tx": self.uart_tx, "rx": self.uart_rx}}
+        if self.mp_board:
+            d["micropython"] = {"board": self.mp_board, "variant": self.mp_variant}
         d["outputs"] = {}
         d["inputs"] = {}
         for o in self.outputs():
@@ -253,6 +261,10 @@ def load(d):
     if b.psram == "octal" and rules.psram_octal is None and b.chip != "host":
         raise schema.ConfigError("psram", b.chip + " has no octal-PSRAM modules")
     b.notes = schema.string(d, "notes", "", "", None, 1000)
+    if d.get("micropython") is not None:
+        m = schema.obj(d["micropython"], "micropython", ("board", "variant"))
+        b.mp_board = _mp_name(m, "board", None)
+        b.mp_variant = _mp_name(m, "variant", "")
 
     if "uart" not in d:
         raise schema.ConfigError("uart", "required")
@@ -282,6 +294,17 @@ def load(d):
 
     _check(b, rules)
     return b
+
+
+def _mp_name(m, key, default):
+    """A MicroPython board or variant name: upper case, digits, underscores."""
+    v = schema.string(m, key, "micropython", default, None, 40)
+    for c in v:
+        if not ("A" <= c <= "Z" or "0" <= c <= "9" or c == "_"):
+            raise schema.ConfigError("micropython." + key, "must be a MicroPython name like ESP32_GENERIC")
+    if key == "board" and not v:
+        raise schema.ConfigError("micropython.board", "must not be empty")
+    return v
 
 
 def _uart_pin(u, key, rules):

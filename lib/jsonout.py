@@ -43,6 +43,11 @@ class JsonOut:
 
     # -- the buffer --------------------------------------------------------------
 
+    def reset(self):
+        """Start a new document (the buffer emptied, no pending separator)."""
+        self.io.seek(0)
+        self.comma = False
+
     def used(self):
         return self.io.tell()
 

@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
 """`make run`: the whole firmware on this PC against the simulated BMS.
 
-Compiles lib/, firmware/, the host runtime (tools/hostrt) and microdot to
-.mpy in build/run/, starts the BMS simulator (tools/bmssim.py), then runs
-the firmware under the MicroPython unix port with a device-sized heap. The
-firmware's hardware layer is replaced by tools/hostrt/hw.py, whose UART is a
-TCP connection to the simulator. Ctrl-C stops both; so does either dying.
+Runs the firmware as an ESP32-WROOM runs it: frozen into a 32-bit
+MicroPython v1.28.0 with the ESP32 port's object model (built from source on
+first use, tools/micropython_builds/interp.py), with a device-sized heap,
+against the BMS simulator (tools/bmssim.py). Only the hardware layer is
+swapped: tools/hostrt/hw.py, compiled to .mpy in build/run/, comes before
+the frozen modules on the path and shadows the frozen firmware/hw.py; its
+UART is a TCP connection to the simulator. Ctrl-C stops both; so does either
+dying.
+
+--deploy mpy (or ANTBRIDGE_DEPLOY=mpy, also for the end-to-end tests) runs
+lib/, firmware/ and microdot as .mpy files from the filesystem instead, as a
+stock firmware would load them: bytecode and strings then live in the heap.
 """
 import argparse
 import json
@@ -19,12 +26,19 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
-from mpbuild import MICROPYTHON, compile_file, compile_tree  # noqa: E402
+import mpbuild  # noqa: E402
+from mpbuild import compile_file, compile_tree  # noqa: E402
 
-# 224K until local control (rules engine, ACC, energy: ~83 KB more in steady
-# state on this 64-bit port, a third of it interned strings) came in.
-DEFAULT_HEAP = "288K"
-MICRODOT_MODULES = ("__init__", "microdot", "helpers")
+DEPLOYS = ("frozen", "mpy")
+# The heap of `make run` and of the end-to-end tests (host_tests/fwproc.py),
+# for the frozen firmware on the 32-bit build: the budget an ESP32-WROOM can
+# spare (about 134 KB free at boot, shared with Wi-Fi). README "The
+# interpreter" has the measured minimum.
+DEFAULT_HEAP = "96K"
+# The same firmware as .mpy files holds its bytecode and strings in the heap.
+MPY_HEAP = "224K"
+# The microdot modules the firmware imports (firmware/manifest.py freezes the same).
+MICRODOT_MODULES = ("__init__", "microdot")
 
 
 class RunError(Exception):
@@ -56,24 +70,65 @@ def _remove_orphans(src_dir, out_dir):
                 os.remove(mpy)
 
 
-def build(out):
-    """Compile everything the firmware imports into out/; returns MICROPYPATH."""
+def deploy_mode(chosen=None):
+    """"frozen" (the default) or "mpy": `chosen`, else $ANTBRIDGE_DEPLOY."""
+    mode = chosen or os.environ.get("ANTBRIDGE_DEPLOY") or "frozen"
+    if mode not in DEPLOYS:
+        raise RunError("deployment %r: must be one of %s (ANTBRIDGE_DEPLOY / --deploy)" % (mode, ", ".join(DEPLOYS)))
+    return mode
+
+
+def default_heap(deploy):
+    return DEFAULT_HEAP if deploy == "frozen" else MPY_HEAP
+
+
+class Runtime:
+    """What start_firmware() runs: the interpreter and its MICROPYPATH."""
+
+    def __init__(self, micropython, micropath, deploy):
+        self.micropython = micropython
+        self.micropath = micropath
+        self.deploy = deploy
+
+    def label(self):
+        """"esp32like 32-bit v1.28.0, firmware frozen" (from the binary)."""
+        text = mpbuild.interpreter_label(self.micropython)
+        return text if self.deploy == "frozen" else text + ", firmware as .mpy files"
+
+
+def build(out, deploy=None):
+    """The interpreter (built if needed) and the host runtime compiled into
+    out/ (with lib/, firmware/ and microdot for the mpy deployment)."""
+    deploy = deploy_mode(deploy)
+    frozen = deploy == "frozen"
+    tops = (("tools/hostrt", "hostrt"),)
+    if not frozen:
+        tops = (("lib", "lib"), ("firmware", "firmware")) + tops
     failures = []
-    for top, sub in (("lib", "lib"), ("firmware", "firmware"), ("tools/hostrt", "hostrt")):
+    for top, sub in tops:
         _remove_orphans(os.path.join(ROOT, top), os.path.join(out, sub))
         failures += compile_tree(top, os.path.join(out, sub))
-    src = microdot_source()
-    for name in MICRODOT_MODULES:
-        dst = os.path.join(out, "pkgs", "microdot", name + ".mpy")
-        path = os.path.join(src, name + ".py")
-        if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(path):
-            result = compile_file(path, dst)
-            if result.returncode:
-                failures.append((path, result.stderr.strip()))
+    if not frozen:
+        src = microdot_source()
+        for name in MICRODOT_MODULES:
+            dst = os.path.join(out, "pkgs", "microdot", name + ".mpy")
+            path = os.path.join(src, name + ".py")
+            if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(path):
+                result = compile_file(path, dst)
+                if result.returncode:
+                    failures.append((path, result.stderr.strip()))
     if failures:
         raise RunError("mpy-cross failed:\n" + "\n".join("%s: %s" % f for f in failures))
-    # hostrt first: its hw.py shadows the ESP32 one.
-    return ":".join([".frozen"] + [os.path.join(out, d) for d in ("hostrt", "firmware", "lib", "pkgs")])
+    try:
+        micropython = mpbuild.micropython(frozen=frozen)
+    except (mpbuild.interp.BuildError, mpbuild.interp.sources.SourceError) as e:
+        raise RunError("the MicroPython interpreter: %s" % e)
+    # hostrt first: its hw.py shadows the ESP32 one (frozen or not). Frozen,
+    # nothing else of the firmware is on the filesystem path.
+    dirs = ("hostrt",) if frozen else ("hostrt", "firmware", "lib", "pkgs")
+    paths = [os.path.join(out, d) for d in dirs]
+    micropath = ":".join(paths + [".frozen"]) if frozen else ":".join([".frozen"] + paths)
+    return Runtime(micropython, micropath, deploy)
 
 
 def demo_outputs():
@@ -169,10 +224,12 @@ def firmware_env(micropath, data_dir, sim_ready, http_port):
     return env
 
 
-def start_firmware(micropath, data_dir, sim_ready, http_port, heap=DEFAULT_HEAP, stdout=None, stderr=None, env=None):
-    """boot.py then main.py, as the ESP32 runs them; `env` adds variables."""
-    cmd = [MICROPYTHON, "-X", "heapsize=" + heap, "-c", "import boot\nimport main"]
-    full_env = firmware_env(micropath, data_dir, sim_ready, http_port)
+def start_firmware(runtime, data_dir, sim_ready, http_port, heap=None, stdout=None, stderr=None, env=None):
+    """boot.py then main.py, as the ESP32 runs them, on `runtime` (build());
+    `env` adds variables."""
+    heap = heap or default_heap(runtime.deploy)
+    cmd = [runtime.micropython, "-X", "heapsize=" + heap, "-c", "import boot\nimport main"]
+    full_env = firmware_env(runtime.micropath, data_dir, sim_ready, http_port)
     full_env.update(env or {})
     return subprocess.Popen(cmd, cwd=data_dir, env=full_env, stdout=stdout, stderr=stderr)
 
@@ -208,7 +265,8 @@ def parse_args(argv):
     p.add_argument("--idle-sleep-s", type=float, default=120, help="simulated BMS sleeps after this many idle s (0 = never)")
     p.add_argument("--faults", default="", help='simulator faults, e.g. "drop=0.1,display=1000"')
     p.add_argument("--port", type=int, default=8080, help="HTTP port of the firmware (default 8080)")
-    p.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap (default %s)" % DEFAULT_HEAP)
+    p.add_argument("--heap", help="MicroPython heap (default %s frozen, %s as .mpy)" % (DEFAULT_HEAP, MPY_HEAP))
+    p.add_argument("--deploy", choices=DEPLOYS, help="frozen (default; ANTBRIDGE_DEPLOY) or mpy: the firmware as .mpy files")
     p.add_argument("--data", default=os.path.join(ROOT, "build", "run", "data"), help="the firmware's storage directory")
     p.add_argument("--sim-arg", action="append", default=[], help="extra simulator argument, e.g. --sim-arg=--password=SECRET (repeatable)")
     p.add_argument("--sim-log", action="store_true", help="show the simulator's log (control commands, connections)")
@@ -243,7 +301,8 @@ def main(argv=None):
     sim = fw = None
     try:
         _check_port_free(args.port)
-        micropath = build(out)
+        runtime = build(out, args.deploy)
+        heap = args.heap or default_heap(runtime.deploy)
         write_settings(args.data)
         # The simulated BMS falls asleep after 2 idle minutes, as real ones
         # do: the bridge's ACC wake policy brings it back (watch /api/status).
@@ -253,11 +312,11 @@ def main(argv=None):
         if args.faults:
             sim_args += ["--faults", args.faults]
         sim, ready = start_simulator(out, sim_args + args.sim_arg)
-        fw = start_firmware(micropath, args.data, ready, args.port, args.heap)
+        fw = start_firmware(runtime, args.data, ready, args.port, heap)
         wait_http(args.port, fw)
         base = "http://127.0.0.1:%d" % args.port
         print()
-        print("antbridge firmware running (MicroPython unix port, heap %s) against the simulated BMS" % args.heap)
+        print("antbridge firmware running (MicroPython %s, heap %s) against the simulated BMS" % (runtime.label(), heap))
         print("  dashboard:   %s/" % base)
         print("  status:      %s/api/status" % base)
         print("  events:      %s/api/events     health: %s/api/health" % (base, base))

@@ -1,0 +1,70 @@
+# pyright: reportUndefinedVariable=false
+# MicroPython manifest: the code frozen into the firmware image. Frozen
+# bytecode runs from flash; only what a module creates at run time takes heap
+# (imported from .mpy files it would also hold its bytecode and strings).
+#
+# Used by two builds (see README "The interpreter" and "make firmware"):
+#   tools/micropython_builds/unix_frozen_manifest.py   the 32-bit unix interpreter
+#                                                      the tests and `make run` use
+#   tools/micropython_builds/esp32_frozen_manifest.py  the ESP32 image
+# Both add their port's own frozen modules (asyncio; on the ESP32 _boot.py,
+# which mounts the filesystem).
+#
+# Frozen: every .py under lib/ and firmware/ (found here, so a new module is
+# frozen without editing this file), boot.py and main.py included: the ESP32
+# runs a frozen boot.py/main.py in preference to files of that name on its
+# filesystem (v1.28.0 ports/esp32/main.c -> pyexec_file_if_exists(), which
+# looks in the frozen modules first), so a frozen image needs no .py file on
+# the device. And microdot, the modules the firmware imports.
+#
+# MicroPython's manifest runner (tools/manifestfile.py) runs this file under
+# CPython with firmware/ as the working directory and provides freeze() and
+# package(). Written in the MicroPython subset like every file here.
+import os
+
+# http.py and pooledbody.py import Microdot, Request and Response from the
+# package: microdot/__init__.py takes them from microdot/microdot.py, which
+# imports nothing else of the package (helpers and sse are not used).
+MICRODOT_MODULES = ("__init__.py", "microdot.py")
+
+
+def _is_dir(path):
+    return os.stat(path)[0] & 0xF000 == 0x4000  # S_IFDIR
+
+
+def _modules(top, sub=""):
+    """Every .py file under top as a path relative to it, sorted; not
+    __pycache__, not this manifest."""
+    out = []
+    here = top + "/" + sub if sub else top
+    for name in sorted(os.listdir(here)):
+        rel = sub + "/" + name if sub else name
+        if _is_dir(top + "/" + rel):
+            if name != "__pycache__":
+                out += _modules(top, rel)
+        elif name.endswith(".py") and rel != "manifest.py":
+            out.append(rel)
+    return out
+
+
+def _site_packages():
+    """Where microdot is installed: $ANTBRIDGE_MICRODOT_DIR (the folder that
+    holds microdot/), else the project's .venv (make setup; pinned in
+    requirements.txt)."""
+    chosen = os.getenv("ANTBRIDGE_MICRODOT_DIR")
+    if chosen:
+        return chosen
+    lib = "../.venv/lib"
+    for python in sorted(os.listdir(lib)):
+        candidate = lib + "/" + python + "/site-packages"
+        try:
+            os.stat(candidate + "/microdot/microdot.py")
+            return candidate
+        except OSError:
+            pass
+    raise OSError("microdot is not installed in .venv (run make setup)")
+
+
+freeze("../lib", _modules("../lib"))
+freeze(".", _modules("."))
+package("microdot", files=list(MICRODOT_MODULES), base_path=_site_packages())
