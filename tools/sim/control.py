@@ -6,7 +6,8 @@ from sim.profile import PROFILES
 HELP = {
     "state": "the whole simulated state",
     "acc 0|1": "the ACC input (a rising edge wakes the BMS)",
-    "vcc 0|1": "TTL-side supply; 0 = silent, input ignored",
+    "vcc 0|1": "the TTL port's VCC wire; 0 = unpowered (forced: stays until vcc 1), silent, input ignored",
+    "supply 0|1": "the bridge's isolated supply (the host runtime forwards its supply_enable pin)",
     "bridge_baud N": "the bridge UART's baud; != baud garbles both directions",
     "baud N": "the BMS's own baud",
     "protocol old|new|both": "which request families are answered",
@@ -78,10 +79,13 @@ def _run(dev, cmd, args, now):
         return {"commands": HELP}
     if cmd == "acc":
         dev.power.set_acc(_bit(args), now)
-    elif cmd == "vcc":
+    elif cmd in ("vcc", "supply"):
         on = _bit(args)
-        dev.power.set_vcc(on)
-        if not on:
+        if cmd == "vcc":
+            dev.power.set_vcc(on)
+        else:
+            dev.power.set_supply(on)
+        if not dev.power.powered():
             dev.wire.clear()  # a reply under way dies with the supply
     elif cmd in ("bridge_baud", "baud"):
         _arity(args, 1, cmd + " N")

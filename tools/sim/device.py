@@ -2,6 +2,7 @@
 # paced bytes out, a pack that evolves with time, and the knobs the control
 # port turns. Sans-IO: every entry point takes `now` (seconds, monotonic).
 import random
+from collections import deque
 
 from ant import new, old
 from ant.framer import Framer
@@ -24,6 +25,7 @@ _MAX_STEP_S = 1.0  # a stalled host does not make the pack jump
 _QUIET_FLUSH_S = 0.1  # resolve a half-received request after this much silence
 _OLD_PROBE_SLOTS = 4
 _MAX_COMMAND_LOG = 1000
+_REQUEST_LOG = 64  # status requests kept for `state` (time, source)
 
 
 class Config:
@@ -94,13 +96,16 @@ class Device:
         self.balancer_mode = "auto"  # auto | on (manual) | off
         self.buzzer = True
         self.sim_time = 0.0
+        self._start = now
         self._now = now
+        self._frame_time = now
         self._last_step = now
         self._last_rx = now
         self._demand_a = 0.0
         # counters for `state`
         self.requests = 0
         self.display_requests = 0
+        self.request_log = deque(maxlen=_REQUEST_LOG)
         self.commands = []
         self.rejected = 0
         self.collisions = 0
@@ -115,7 +120,7 @@ class Device:
     def receive(self, data, now):
         self._now = now
         self.rx_bytes += len(data)
-        if not self.power.vcc or self.bridge_baud != self.baud:
+        if not self.power.powered() or self.bridge_baud != self.baud:
             self.rx_ignored += len(data)  # unpowered, or unreadable at this baud
             return
         if self.display.busy(now):
@@ -132,6 +137,7 @@ class Device:
             self._on_frame(frame, framer.kind, now, "bridge")
 
     def _on_frame(self, frame, kind, now, source):
+        self._frame_time = now
         if not self.answers(now):
             self.unanswered += 1
             return
@@ -174,7 +180,7 @@ class Device:
             while framer.flush():
                 frame = bytes(framer.buf[framer.start : framer.start + framer.length])
                 self._on_frame(frame, framer.kind, now, "bridge")
-        if self.power.vcc:
+        if self.power.powered():
             request = self.display.due(now, self.protocol)
             if request is not None:
                 # The bridge sees the request on the bus; the BMS has read it
@@ -196,7 +202,7 @@ class Device:
 
     def pump(self, now):
         """Bytes that reached the bridge's RX by `now`."""
-        if not self.power.vcc:
+        if not self.power.powered():
             return b""
         return self.wire.pump(now)
 
@@ -234,8 +240,10 @@ class Device:
         return self.power.answers(now) and not self.faults.is_silent(now)
 
     def count_request(self, source):
+        """A status request answered (`requests` counts the bridge's)."""
         if source == "bridge":
             self.requests += 1
+        self.request_log.append((round(self._frame_time - self._start, 3), source))
 
     def permitted(self):
         return self.password is None or self.authed
@@ -404,6 +412,8 @@ class Device:
             "awake": self.answers(now),
             "sleep": self.power.state,
             "vcc": self.power.vcc,
+            "supply": self.power.supply,
+            "powered": self.power.powered(),
             "acc": self.power.acc,
             "rebooting": self.power.rebooting(now),
             "protocol": self.protocol,
@@ -430,6 +440,7 @@ class Device:
             "runtime_s": self.runtime_s(),
             "requests": self.requests,
             "display_requests": self.display_requests,
+            "recent_requests": [list(r) for r in self.request_log],
             "commands": list(self.commands),
             "rejected": self.rejected,
             "collisions": self.collisions,
