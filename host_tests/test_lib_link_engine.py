@@ -1,4 +1,4 @@
-# mp-heap: 176K
+# mp-heap: 208K
 # The link engine on a virtual bus (linkharness): autodetection, the status
 # model's honesty, wiring diagnosis, display coexistence and command
 # transactions. Runs under CPython and MicroPython.

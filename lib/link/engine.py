@@ -37,7 +37,7 @@ except ImportError:  # CPython
 from ant import commands, new, old
 from ant.detect import BAUD_DEFAULT, BAUD_FALLBACK
 from ant.framer import DROP_BAD_CHECKSUM, DROP_NOISE, KIND_NEW, KIND_OLD_SHORT, KIND_OLD_STATUS, Framer
-from ant.status import MAX_PROBES, PROTOCOL_NEW, PROTOCOL_OLD, TEMP_NONE, Status
+from ant.status import PROTOCOL_NEW, PROTOCOL_OLD, Status, fit_probes
 from eventlog import EV_COMMAND, EV_LINK
 from link import command as cmd
 from link.search import Search
@@ -62,7 +62,7 @@ _PHASE_POLL = const(1)  # a status request is out, its reply is due
 _PHASE_COMMAND = const(2)  # a command frame is out, its ACK/echo is due
 
 _QUEUE_DEPTH = const(4)
-_DROP_REASONS = const(8)  # len(ant.framer.REASONS)
+_DROP_REASONS = const(9)  # len(ant.framer.REASONS)
 _ECHO_WINDOW_MS = const(60)
 _DIAGNOSE_AFTER = const(3)  # unanswered polls before a never-seen line is diagnosed
 _AGE_CAP = const(0x10000000)  # ~3.1 days: the data age saturates here
@@ -627,8 +627,8 @@ class LinkEngine:
         if protocol == PROTOCOL_NEW:
             if new.decode_status(b, o, scratch):
                 return
-        else:
-            old.decode_status(b, o, scratch)
+        elif old.decode_status(b, o, scratch):
+            return
         if self._phase == _PHASE_POLL and protocol == self.detector.protocol:
             self._phase = _PHASE_IDLE
             self.detector.on_status(protocol)
@@ -680,10 +680,7 @@ class LinkEngine:
             st.power_w = -st.power_w
         fitted = self.config.probes_fitted
         if fitted >= 0:
-            for i in range(fitted, MAX_PROBES):
-                st.temps_c[i] = TEMP_NONE
-            if st.probe_count > fitted:
-                st.probe_count = fitted
+            fit_probes(st, fitted)
         model.has_data = True
         model.fresh_ms = now_ms
         model.protocol = protocol
