@@ -13,11 +13,11 @@ HELP = {
     "protocol old|new|both": "which request families are answered",
     "fault NAME VALUE": "drop|truncate|flip|garbage (rate 0..1), delay (ms), display (poll ms), silent (s)",
     "fault clear": "all faults off",
-    "current A": "constant current, + = charging (pauses the profile)",
+    "current A": "constant current, + = charging (pauses the profile), within +-3276.7 A",
     "profile NAME": "resume a profile: " + "|".join(PROFILES),
     "soc PCT": "set the state of charge",
     "cell N MV|auto": "pin cell N (1-based) to MV / release it",
-    "temp N|mosfet|balancer C|auto": "pin probe N (1-based) or the MOSFET/balancer sensor",
+    "temp N|mosfet|balancer C|auto": "pin probe N (1-based) or the MOSFET/balancer sensor, -39..200 C",
     "sleep | deepsleep | wake": "force the sleep state",
     "idle_sleep S": "seconds idle (|I| < 0.5 A, ACC low) before sleeping, 0 = never",
     "password SECRET|none": "set / clear the required password",
@@ -113,7 +113,9 @@ def _run(dev, cmd, args, now):
             dev.display.set_period(dev.faults.display, now)
     elif cmd == "current":
         _arity(args, 1, "current A")
-        dev.profile.set_constant(_float(args[0], "current"))
+        amps = _float(args[0], "current")
+        devmod.check_current(amps)
+        dev.profile.set_constant(amps)
     elif cmd == "profile":
         _arity(args, 1, "profile NAME")
         dev.profile.resume(args[0])
@@ -138,8 +140,9 @@ def _run(dev, cmd, args, now):
     elif cmd == "temp":
         _arity(args, 2, "temp N|mosfet|balancer C|auto")
         value = None if args[1] == "auto" else int(round(_float(args[1], "C")))
-        if value is not None and not -100 <= value <= 200:
-            raise CommandError("C must be -100..200")
+        if value is not None and not devmod.MIN_FITTED_TEMP_C <= value <= 200:
+            raise CommandError("C must be %d..200 (-40 is what the frame sends for an absent probe)"
+                               % devmod.MIN_FITTED_TEMP_C)
         if args[0] == "mosfet":
             dev.pack.pinned_mosfet = value
         elif args[0] == "balancer":

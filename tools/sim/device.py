@@ -19,6 +19,11 @@ from sim.registers import Registers
 from sim.wire import Wire, garble
 
 PROTOCOLS = ("old", "new", "both")
+# What the frames can carry (a real unit clamps what it reports the same way;
+# lib/ant's builders saturate, these bounds refuse what no frame can say):
+MAX_CAPACITY_AH = 4294.967  # u32 µAh
+MAX_CURRENT_A = 3276.7  # the NEW frame's i16 in 0.1 A
+MIN_FITTED_TEMP_C = -39  # -40 °C is the frames' "probe absent"
 _LATENCY_MS = {resp.STATUS: (20, 150), resp.ECHO: (32, 84), resp.ACK: (62, 124)}
 _DYNAMICS_STEP_S = 0.05
 _MAX_STEP_S = 1.0  # a stalled host does not make the pack jump
@@ -55,6 +60,12 @@ class Config:
             setattr(self, key, value)
 
 
+def check_current(amps):
+    """Refuse a current no status frame can carry (None passes)."""
+    if amps is not None and not -MAX_CURRENT_A <= amps <= MAX_CURRENT_A:
+        raise ValueError("current must be within +-%.1f A (the new frame's field)" % MAX_CURRENT_A)
+
+
 class Device:
     def __init__(self, config, now):
         c = config
@@ -62,6 +73,9 @@ class Device:
             raise ValueError("protocol must be old, new or both")
         if not 0 <= c.temps <= 6:
             raise ValueError("temps must be 0..6")
+        if not 0 < c.capacity_ah <= MAX_CAPACITY_AH:
+            raise ValueError("capacity must be > 0 and at most %.3f Ah (a u32 in µAh)" % MAX_CAPACITY_AH)
+        check_current(c.current)
         self.config = c
         self.protocol = c.protocol
         self.baud = c.baud
