@@ -316,15 +316,3 @@ def test_state_store_writes_atomically_and_bounds_what_it_reads(tmp_path):
     store = statestore.StateStore(root + "d/")
     assert store.save("energy", {"version": 1}) is False and store.save_errors == 1 and store.saves == 0
     assert sorted(os.listdir(tmp_path / "d")) == ["state.json"]
-
-
-def test_run_keeps_a_users_broken_settings_file(tmp_path):
-    import run
-
-    (tmp_path / "settings.json").write_text('{"api_token": "mine", ')
-    assert run.write_settings(str(tmp_path)) is None
-    assert (tmp_path / "settings.json").read_text() == '{"api_token": "mine", '  # not replaced by a fresh file
-    (tmp_path / "settings.json").write_text('{"api_token": "mine"}')
-    assert run.write_settings(str(tmp_path), {"link": {"poll_ms": 500}}) == {"api_token": "mine", "link": {"poll_ms": 500}}
-    fresh = run.write_settings(str(tmp_path / "new"))
-    assert len(fresh["api_token"]) == 32 and [o["name"] for o in fresh["outputs"]["outputs"]] == ["charger", "do2", "alarm"]
