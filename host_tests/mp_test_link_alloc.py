@@ -21,7 +21,7 @@ _STEP = 5
 class Loop:
     """A bus with one canned reply, driven without allocating."""
 
-    def __init__(self, poll_ms=250):
+    def __init__(self, poll_ms=250, reply_timeout_ms=0):
         st = Status()
         st.cell_count = 16
         st.probe_slots = 2
@@ -43,6 +43,7 @@ class Loop:
         self.model = Model()
         config = LinkConfig()
         config.poll_ms = poll_ms
+        config.reply_timeout_ms = reply_timeout_ms
         self.engine = LinkEngine(self.model, config, EventLog(16))
         self.now = 0x3FFFF000
         self.reply_at = -1
@@ -207,6 +208,24 @@ def test_late_replies_an_adapting_timeout_and_intermittent_spells_allocate_nothi
     assert late >= 1 and engine.reply_timeout_ms() > 520
     assert intermittent_seen and engine.loss_pct() > 20
     assert not loop.model.passive and engine.stats.foreign_frames == 0
+
+
+def test_every_reply_late_allocates_nothing():
+    # A fixed 400 ms timeout and replies after 520 ms: every reply is late,
+    # and taken as ours.
+    loop = Loop(1000, 400)
+    loop.run(400)
+    loop.delay = 104
+    loop.run(1000)
+    engine = loop.engine
+    late = engine.stats.late_replies
+    micropython.heap_lock()
+    try:
+        loop.run(4000)  # 20 s, 20 polls
+    finally:
+        micropython.heap_unlock()
+    assert engine.stats.late_replies - late >= 19
+    assert loop.model.link == LINK_OK and not loop.model.passive and engine.stats.foreign_frames == 0
 
 
 def test_a_display_coming_and_going_allocates_nothing():

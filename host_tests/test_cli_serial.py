@@ -241,3 +241,25 @@ def test_per_install_sign_inversion():
     assert r.returncode == 0, r.stderr
     d = statuses(r)[0]
     assert d["current_a"] == -7.5 and d["power_w"] < 0
+
+
+def test_the_full_screen_view_shows_the_line_record():
+    import antbms_serial
+    from link.describe import snapshot
+    from link.engine import LinkConfig, LinkEngine
+    from link.model import LINK_OK, Model
+    from linkharness import FakeBms, Harness
+
+    config = LinkConfig()
+    config.listen_first_ms = 300
+    model = Model()
+    engine = LinkEngine(model, config)
+    bms = FakeBms()
+    h = Harness(engine, bms)
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    bms.drop_pattern = (0, 1)
+    h.run(20000)
+    text = "\n".join(antbms_serial.render(snapshot(model, engine, h.now), "socket://x"))
+    assert 40 <= engine.loss_pct() <= 60
+    assert "loss %d %% of %d polls" % (engine.loss_pct(), engine.window()[0]) in text, text
+    assert "reply 40 ms (timeout 500 ms)" in text and "Replies are intermittent" in text

@@ -806,3 +806,14 @@ def test_an_occasional_lost_reply_is_not_intermittent_and_a_stop_is_not_either()
     bms.silent = True
     h.run(9000)  # nine polls in a row lost: under 1 % likely at 50 % loss
     assert model.link == LINK_STALE and model.line == LINE_SILENT
+
+
+def test_a_display_whose_requests_are_not_seen_is_still_found_by_its_replies():
+    # Wiring where the bridge hears only the BMS's TX: a display's replies
+    # come while no poll of ours is outstanding, so they are not ours.
+    display = Display(period_ms=1000, first_ms=2300)
+    display.unseen = 1000000
+    h, engine, model, _ = make(display=display)
+    assert h.run_until(lambda: model.link == LINK_OK, 2000) and not model.passive
+    assert h.run_until(lambda: model.passive, 5000)
+    assert engine.stats.foreign_frames >= 1

@@ -131,14 +131,22 @@ def _state(d):
 def _stats_line(link):
     s = link["stats"]
     err = link["last_error"]
-    return "frames %d  polls %d  timeouts %d  checksum %d  resyncs %d  dropped %d B  foreign %d  last error: %s" % (
+    loss = link["loss_pct"]
+    reply = link["reply_ms"]
+    return ("frames %d  polls %d  timeouts %d  late %d  checksum %d  resyncs %d  dropped %d B  foreign %d  "
+            "loss %s of %d polls  reply %s (timeout %d ms)  last error: %s") % (
         s["frames_ok"],
         s["polls"],
         s["timeouts"],
+        s["late_replies"],
         s["checksum_errors"],
         s["resyncs"],
         s["bytes_dropped"],
         s["foreign_frames"],
+        "—" if loss is None else "%d %%" % loss,
+        link["window"],
+        "—" if reply is None else "%d ms" % reply,
+        link["reply_timeout_ms"],
         "none" if err is None else "%s (%.1f s ago)" % (err["error"], err["age_ms"] / 1000),
     )
 
@@ -439,11 +447,13 @@ def add_parsers(sub):
         "monitor",
         help="live view of a BMS through a serial port",
         description="Poll the BMS and show cells, pack, temperatures, MOSFET and balancer states, "
-        "the link state with its wiring hint and the line statistics. --json prints one JSON "
-        "object per fresh status (JSON Lines).",
+        "the link state with its wiring hint and the line statistics (full screen on a terminal). "
+        "Piped, one line per fresh status on stdout and, while none arrives, the link's state once a "
+        "second on stderr; --json prints one JSON object per fresh status (JSON Lines). Exit 1 when "
+        "--timeout passes without a status or the port is lost or refused.",
     )
     _common(m)
-    m.add_argument("--count", type=int, default=None, help="exit after N fresh statuses")
+    m.add_argument("--count", type=int, default=None, help="exit after N fresh statuses (N data lines)")
     m.add_argument("--timeout", type=float, default=None, help="exit 1 when no status arrived for S seconds")
     m.set_defaults(func=cmd_monitor)
 

@@ -201,8 +201,8 @@ class LinkEngine:
         self._foreign_polls_seen = False  # _last_foreign_poll holds a real stamp
         # Our polls: when the last one left, what it asked, and how many went
         # out since the last reply of ours (a reply time is measured only
-        # when exactly one is outstanding, so it is never misattributed).
-        self._polled = False
+        # when exactly one is outstanding, so it is never misattributed; a
+        # status while none is outstanding is never ours).
         self._poll_sent_ms = 0
         self._poll_attempt = 0  # detector attempt index of the last poll
         self._prev_poll_attempt = 0
@@ -357,7 +357,6 @@ class LinkEngine:
         self.tx = None
         self.stats.tx_frames = wrap_add(self.stats.tx_frames, 1)
         if self._phase == _PHASE_POLL:
-            self._polled = True
             self._poll_sent_ms = now_ms
             self._prev_poll_attempt = self._poll_attempt
             self._poll_attempt = self.detector.index
@@ -653,23 +652,25 @@ class LinkEngine:
         polled recently and nobody else has asked since (a BMS never sends
         unasked, reference §6.3). Points the search at the attempt it
         answers. False: another master's exchange."""
-        if not self._polled or ticks_diff(now_ms, self._poll_sent_ms) > _LATE_MS:
-            return False
+        if not self._pending_polls or ticks_diff(now_ms, self._poll_sent_ms) > _LATE_MS:
+            return False  # our polls are answered (a BMS answers each once): not ours
         if self._foreign_polls_seen and ticks_diff(self._last_foreign_poll, self._poll_sent_ms) >= 0:
             return False
         detector = self.detector
         if detector.locked and protocol == detector.protocol:
             return True
-        attempts = detector.attempts
-        for index in (self._poll_attempt, self._prev_poll_attempt):
-            attempt = attempts[index]
-            if attempt[0] == protocol and attempt[1] == self.baud:
-                if self._phase == _PHASE_POLL:
-                    self._phase = _PHASE_IDLE  # that attempt is moot: this one answered
-                detector.remember(protocol, self.baud, attempt[2])
-                detector.on_status(protocol)
-                return True
-        return False
+        # Searching: the reply answers our last attempt or the one before
+        # (the search moved on when its deadline passed). Lock onto it.
+        attempt = detector.attempts[self._poll_attempt]
+        if attempt[0] != protocol or attempt[1] != self.baud:
+            attempt = detector.attempts[self._prev_poll_attempt]
+            if attempt[0] != protocol or attempt[1] != self.baud:
+                return False
+        if self._phase == _PHASE_POLL:
+            self._phase = _PHASE_IDLE  # the attempt in flight is moot: this one answered
+        detector.remember(protocol, self.baud, attempt[2])
+        detector.on_status(protocol)
+        return True
 
     def _publish(self, scratch, protocol, now_ms):
         model = self.model
