@@ -9,6 +9,7 @@ from link.command import Command
 from ticks import ticks_add, ticks_diff
 
 START_MS = 0x3FFFF000  # close to the 2**30 wrap: every test crosses it
+_EXCHANGE_MS = 300  # a request and its reply: the longest a real exchange takes
 
 
 class FakeBms:
@@ -39,6 +40,9 @@ class FakeBms:
         st.remaining_mah = 70000
         self.silent = False
         self.drop = 0  # replies to drop
+        self.drop_pattern = None  # (1, 0, ...): drop reply k when pattern[k % len] is 1
+        self.replies = 0  # replies due (before drops)
+        self.extra_latency = 0  # ms on top of every reply's latency (a slow BMS)
         self.flip = 0  # replies to corrupt (one bit in the middle)
         self.garble_all = False
         self.ack_result = 1
@@ -67,9 +71,15 @@ class FakeBms:
             pass
 
     def _reply(self, frame, now_ms, latency=40):
+        k = self.replies
+        self.replies += 1
         if self.drop:
             self.drop -= 1
             return
+        pattern = self.drop_pattern
+        if pattern is not None and pattern[k % len(pattern)]:
+            return
+        latency += self.extra_latency
         if self.flip:
             self.flip -= 1
             b = bytearray(frame)
@@ -181,6 +191,8 @@ class Display:
         self.unseen = 0  # requests the engine does not see (sent before it listened)
         self.next_ms = None
         self.polls = 0
+        self.skip = ()  # numbers of polls (1-based) it skips
+        self.requests = []  # times of the requests it sent
 
     def request(self):
         return commands.status_request(self.protocol)
@@ -193,9 +205,12 @@ class Harness:
         self.display = display
         self.now = START_MS
         self.sent = []  # frames the engine transmitted
-        self.collisions = 0
+        self.collisions = 0  # engine frames sent into a display's exchange
+        self.talked_into = 0  # display requests sent into an exchange of the engine
         self._busy_until = START_MS
         self._display_waiting = False
+        self._bridge_waiting = False  # a frame of the engine awaits its reply
+        self._bridge_sent = START_MS
         self.wire = []  # (time, frame) of bytes on the engine's RX, for tests
 
     def run(self, ms, step=5):
@@ -230,6 +245,14 @@ class Harness:
                 display.next_ms = ticks_add(display.next_ms, display.period_ms)
                 req = display.request()
                 display.polls += 1
+                if display.polls in display.skip:
+                    req = None
+            else:
+                req = None
+            if req is not None:
+                display.requests.append(self.now)
+                if self._bridge_waiting and ticks_diff(self.now, self._bridge_sent) < _EXCHANGE_MS:
+                    self.talked_into += 1  # the display talks into the engine's exchange
                 if display.unseen:
                     display.unseen -= 1
                 else:
@@ -243,6 +266,8 @@ class Harness:
             if self._display_waiting:
                 self._display_waiting = False
                 self._busy_until = ticks_add(self.now, 5)
+            else:
+                self._bridge_waiting = False
         engine.tick(self.now)
         if engine.tx is not None:
             frame = engine.tx
@@ -250,6 +275,8 @@ class Harness:
             if self._display_waiting or ticks_diff(self._busy_until, self.now) > 0:
                 self.collisions += 1
             engine.sent(self.now)
+            self._bridge_waiting = True
+            self._bridge_sent = self.now
             bms.receive(frame, self.now, engine.baud)
         self.now = ticks_add(self.now, step)
 

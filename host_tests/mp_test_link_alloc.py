@@ -1,16 +1,17 @@
 # MicroPython only: the link engine's steady state (poll, reply, decode,
 # publish, state keeping, statistics, lost and corrupted replies, stale and
-# recovered states, alarm checks) allocates nothing, and the heap stays flat
-# over 2000 polls.
+# recovered states, alarm checks, late replies and the adaptive timeout, the
+# loss window and its diagnosis, a display coming and going) allocates
+# nothing, and the heap stays flat over 2000 polls.
 import gc
 
 import micropython
 
-from ant import alarms, new
+from ant import alarms, commands, new
 from ant.status import Status
 from eventlog import EventLog
 from link.engine import LinkConfig, LinkEngine
-from link.model import LINK_ASLEEP, LINK_LOST, LINK_OK, LINK_STALE, Model
+from link.model import LINE_INTERMITTENT, LINK_ASLEEP, LINK_LOST, LINK_OK, LINK_STALE, Model
 from ticks import ticks_add
 
 _STEP = 5
@@ -19,7 +20,7 @@ _STEP = 5
 class Loop:
     """A bus with one canned reply, driven without allocating."""
 
-    def __init__(self):
+    def __init__(self, poll_ms=250, reply_timeout_ms=0):
         st = Status()
         st.cell_count = 16
         st.probe_slots = 2
@@ -40,11 +41,17 @@ class Loop:
         self.silent_polls = 0
         self.model = Model()
         config = LinkConfig()
-        config.poll_ms = 250
+        config.poll_ms = poll_ms
+        config.reply_timeout_ms = reply_timeout_ms
         self.engine = LinkEngine(self.model, config, EventLog(16))
         self.now = 0x3FFFF000
         self.reply_at = -1
         self.polls = 0
+        self.delay = 8  # steps from a request to its reply (40 ms)
+        self.display_every = 0  # steps between a display's requests (0: none)
+        self.display_request = commands.status_request("new")
+        self.display_reply_at = -1
+        self.steps = 0
 
     def run(self, steps):
         engine = self.engine
@@ -69,10 +76,20 @@ class Loop:
                     self.alarm_count = alarms.count(st)
             elif self.reply_at > 0:
                 self.reply_at -= 1
+            self.steps += 1
+            if self.display_every and self.steps % self.display_every == 0:
+                req = self.display_request
+                engine.feed(req, len(req), now)
+                self.display_reply_at = 8
+            elif self.display_reply_at == 0:
+                self.display_reply_at = -1
+                engine.feed(reply, n, now)
+            elif self.display_reply_at > 0:
+                self.display_reply_at -= 1
             engine.tick(now)
             if engine.tx is not None:
                 engine.sent(now)
-                self.reply_at = 8  # 40 ms later
+                self.reply_at = self.delay
                 self.polls += 1
             self.now = ticks_add(now, _STEP)
 
@@ -164,3 +181,64 @@ def test_a_week_of_silence_allocates_nothing():
         micropython.heap_unlock()
     assert shown_live == 0, shown_live
     assert model.age_ms(loop.now) >= 0x10000000
+
+
+def test_late_replies_an_adapting_timeout_and_intermittent_spells_allocate_nothing():
+    loop = Loop(1000)
+    loop.run(400)
+    assert loop.model.link == LINK_OK
+    loop.delay = 104  # 520 ms: beyond the default reply timeout
+    loop.lose = 3
+    loop.run(2000)  # warmed up: late replies, losses, the window filled
+    engine = loop.engine
+    late = engine.stats.late_replies
+    micropython.heap_lock()
+    try:
+        loop.run(4000)  # 20 s
+        loop.silent_from = loop.polls + 1
+        loop.silent_polls = 3  # a stale spell in an intermittent record
+        intermittent_seen = False
+        for _ in range(80):
+            loop.run(50)
+            if loop.model.link == LINK_STALE and loop.model.line == LINE_INTERMITTENT:
+                intermittent_seen = True
+    finally:
+        micropython.heap_unlock()
+    assert late >= 1 and engine.reply_timeout_ms() > 520
+    assert intermittent_seen and engine.loss_pct() > 20
+    assert not loop.model.passive and engine.stats.foreign_frames == 0
+
+
+def test_every_reply_late_allocates_nothing():
+    # A fixed 400 ms timeout and replies after 520 ms: every reply is late,
+    # and taken as ours.
+    loop = Loop(1000, 400)
+    loop.run(400)
+    loop.delay = 104
+    loop.run(1000)
+    engine = loop.engine
+    late = engine.stats.late_replies
+    micropython.heap_lock()
+    try:
+        loop.run(4000)  # 20 s, 20 polls
+    finally:
+        micropython.heap_unlock()
+    assert engine.stats.late_replies - late >= 19
+    assert loop.model.link == LINK_OK and not loop.model.passive and engine.stats.foreign_frames == 0
+
+
+def test_a_display_coming_and_going_allocates_nothing():
+    loop = Loop(1000)
+    loop.run(400)
+    loop.display_every = 200  # a display polling each second
+    loop.run(1000)
+    assert loop.model.passive
+    micropython.heap_lock()
+    try:
+        loop.run(2000)  # passive, fed by the display's replies
+        passive = loop.model.passive
+        loop.display_every = 0  # unplugged
+        loop.run(1000)
+    finally:
+        micropython.heap_unlock()
+    assert passive and not loop.model.passive and loop.model.link == LINK_OK

@@ -36,8 +36,12 @@ def test_decode_stdin_prints_one_object_per_line_in_order():
     assert len(out) == len(VECTORS)
     assert r.returncode == 1  # some vectors are invalid on purpose
     for v, d in zip(VECTORS, out):
-        for key in STATUS_KEYS:
+        for key in ("valid", "error", "protocol", "kind"):
             assert key in d
+        # A status frame has every key of the schema; nothing else has any.
+        is_status = d["kind"] == "status"
+        for key in STATUS_KEYS[4:]:
+            assert (key in d) == is_status, (key, d)
         e = v["expected"]
         invalid = e.get("valid_frame") is False or e.get("crc_ok") is False or e.get("checksum_ok") is False
         assert d["valid"] is (not invalid and "notifications" not in e), v["hex"]
@@ -111,3 +115,63 @@ def test_encode_refuses_what_a_protocol_lacks():
     assert r.returncode == 2 and "old protocol" in r.stderr
     r = cli("encode", "no-such-thing")
     assert r.returncode == 2 and "unknown command" in r.stderr
+
+
+def test_a_command_frame_carries_only_its_own_keys():
+    d = json.loads(cli("decode", "7ea1510600006924aa55").stdout)
+    assert d == {"valid": True, "error": None, "protocol": "new", "function": 0x51, "address": 6,
+                 "kind": "command", "register": 6, "command": "charge-on", "length": 10}
+
+
+def _old_frame(temps, cells=16):
+    from ant import old
+    from ant.status import Status
+
+    st = Status()
+    st.cell_count = min(cells, 32)
+    for i in range(st.cell_count):
+        st.cells_mv[i] = 3300
+    for i, t in enumerate(temps):
+        st.temps_c[i] = t
+    b = bytearray(old.build_status(st))
+    b[123] = cells
+    total = sum(b[4:138]) & 0xFFFF
+    b[138:140] = bytes((total >> 8, total & 0xFF))
+    return b.hex()
+
+
+def test_decode_probes_says_how_many_are_fitted():
+    # An old unit whose unfitted slots 3 and 4 read 0 and -30 °C.
+    frame = _old_frame([21, 22, 0, -30])
+    assert json.loads(cli("decode", frame).stdout)["temperatures_c"] == [21, 22, 0, -30]
+    r = cli("decode", "--probes", "2", frame)
+    assert r.returncode == 0 and json.loads(r.stdout)["temperatures_c"] == [21, 22]
+    r = cli("decode", "--probes", "-1", frame)
+    assert r.returncode == 2 and "--probes" in r.stderr
+
+
+def test_both_generations_refuse_a_status_of_more_than_32_cells():
+    r = cli("decode", _old_frame([21], cells=33), _old_frame([21], cells=32))
+    first, second = [json.loads(x) for x in r.stdout.splitlines()]
+    assert first["valid"] is False and first["error"] == "bad_cell_count" and "cell_count" not in first
+    assert second["valid"] is True and second["cell_count"] == 32
+    assert r.returncode == 1
+    # A NEW status of 33 cells, its LEN consistent with that.
+    from ant import new
+
+    b = bytearray(116 + 66 + 4)
+    b[0:3] = b"\x7e\xa1\x11"
+    b[5] = 106 + 66 + 4
+    b[8] = 2
+    b[9] = 33
+    new.seal(b, len(b) - 4)
+    d = json.loads(cli("decode", b.hex()).stdout)
+    assert d["valid"] is False and d["error"] == "bad_cell_count"
+
+
+def test_help_of_every_subcommand_names_its_options():
+    r = cli("decode", "--help")
+    assert r.returncode == 0 and "--probes N" in r.stdout and "--direction" in r.stdout
+    for sub in ("monitor", "control"):
+        r = subprocess.run([sys.executable, CLI, sub, "--help"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "--probes N" in r.stdout and "--port" in r.stdout, sub

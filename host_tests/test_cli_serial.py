@@ -74,13 +74,33 @@ def test_monitor_plain_lines_when_not_a_tty():
         r = cli("monitor", "--port", url(sim), "--count", "2", "--timeout", "15")
     assert r.returncode == 0, r.stderr
     assert "\x1b[" not in r.stdout
-    lines = r.stdout.splitlines()
-    # While the tool listens before its first poll, a line a second says so.
-    waiting = [line for line in lines if " lost " in line]
-    assert all("Waiting for the BMS" in line for line in waiting)
-    statuses = [line for line in lines if line not in waiting]
-    assert len(statuses) == 2 and len(waiting) <= 2
-    assert " ok new " in statuses[0] and "+5.0A" in statuses[0] and "CHG on" in statuses[0]
+    # --count 2: two data lines on stdout, nothing else there.
+    statuses = r.stdout.splitlines()
+    assert len(statuses) == 2
+    assert all(" ok new " in line and "+5.0A" in line and "CHG on" in line for line in statuses)
+    # While the tool listens before its first poll, a line a second on stderr says so.
+    waiting = r.stderr.splitlines()
+    assert len(waiting) <= 2 and all(" lost " in line and "Waiting for the BMS" in line for line in waiting)
+
+
+def test_a_simulator_port_held_by_another_client_is_named_as_such():
+    with SimProcess() as sim:
+        holder = sim.connect()  # e.g. `make run`'s firmware
+        try:
+            for args in (("monitor", "--port", url(sim), "--count", "1", "--timeout", "10"),
+                         ("control", "--port", url(sim), "charge-off", "--timeout", "10")):
+                r = cli(*args)
+                assert r.returncode == 1, r.stdout + r.stderr
+                assert "the simulator already has a client" in r.stderr, r.stderr
+                assert "port lost" not in r.stderr
+            assert [k for k, _ in sim.read_frames(holder, 0, 0.1)] == [] and sim.state()["charge_mos"] == 1
+            # The holder still has the port.
+            holder.sendall(b"\x7e\xa1\x01\x00\x00\xbe\x18\x55\xaa\x55")
+            assert len(sim.read_frames(holder, 1, 2.0)) == 1
+        finally:
+            holder.close()
+        r = cli("monitor", "--port", url(sim), "--json", "--count", "1", "--timeout", "10")
+        assert r.returncode == 0, r.stderr  # served once the holder has gone
 
 
 def test_control_charge_off_then_on_is_confirmed_and_reaches_the_bms():
@@ -221,3 +241,25 @@ def test_per_install_sign_inversion():
     assert r.returncode == 0, r.stderr
     d = statuses(r)[0]
     assert d["current_a"] == -7.5 and d["power_w"] < 0
+
+
+def test_the_full_screen_view_shows_the_line_record():
+    import antbms_serial
+    from link.describe import snapshot
+    from link.engine import LinkConfig, LinkEngine
+    from link.model import LINK_OK, Model
+    from linkharness import FakeBms, Harness
+
+    config = LinkConfig()
+    config.listen_first_ms = 300
+    model = Model()
+    engine = LinkEngine(model, config)
+    bms = FakeBms()
+    h = Harness(engine, bms)
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    bms.drop_pattern = (0, 1)
+    h.run(20000)
+    text = "\n".join(antbms_serial.render(snapshot(model, engine, h.now), "socket://x"))
+    assert 40 <= engine.loss_pct() <= 60
+    assert "loss %d %% of %d polls" % (engine.loss_pct(), engine.window()[0]) in text, text
+    assert "reply 40 ms (timeout 500 ms)" in text and "Replies are intermittent" in text

@@ -307,15 +307,3 @@ def test_periodic_tasks_and_the_status_document_allocate_nothing(tmp_path):
     assert r["evaluations"] >= r["frames"], r  # the rules ran on every new status
     assert r["acc_steps"] >= 250 and r["holding"] is False and r["charger_on"] is True, r
     assert r["doc_allocated"] is False and r["doc_bytes"] > 1500, r
-
-
-def test_run_keeps_a_users_broken_settings_file(tmp_path):
-    import run
-
-    (tmp_path / "settings.json").write_text('{"api_token": "mine", ')
-    assert run.write_settings(str(tmp_path)) is None
-    assert (tmp_path / "settings.json").read_text() == '{"api_token": "mine", '  # not replaced by a fresh file
-    (tmp_path / "settings.json").write_text('{"api_token": "mine"}')
-    assert run.write_settings(str(tmp_path), {"link": {"poll_ms": 500}}) == {"api_token": "mine", "link": {"poll_ms": 500}}
-    fresh = run.write_settings(str(tmp_path / "new"))
-    assert len(fresh["api_token"]) == 32 and [o["name"] for o in fresh["outputs"]["outputs"]] == ["charger", "do2", "alarm"]

@@ -1,4 +1,4 @@
-# mp-heap: 144K
+# mp-heap: 176K
 # The link engine on a virtual bus (linkharness): autodetection, the status
 # model's honesty, wiring diagnosis, display coexistence and command
 # transactions. Runs under CPython and MicroPython.
@@ -10,6 +10,8 @@ from link.describe import describe_link, snapshot
 from link.engine import ERR_CHECKSUM, ERR_SILENT, ERR_TIMEOUT, LinkConfig, LinkEngine
 from link.model import (
     LINE_FOREIGN,
+    LINE_INTERMITTENT,
+    LINE_SLOW,
     LINE_UNKNOWN,
     LINE_NOISE,
     LINE_OK,
@@ -22,7 +24,7 @@ from link.model import (
     Model,
 )
 from linkharness import Display, FakeBms, Harness
-from ticks import ticks_add
+from ticks import ticks_add, ticks_diff
 
 
 def make(bms=None, display=None, **settings):
@@ -175,8 +177,10 @@ def test_a_display_makes_the_bridge_listen_and_command_in_the_gaps():
 
 def test_a_dead_line_under_a_display_is_diagnosed_silent_not_foreign():
     # The TTL side loses power while a display was master: no display
-    # traffic and no BMS. The hint must stop blaming "another master" once
-    # the line has been quiet for a stale period, long before passive ends.
+    # traffic and no BMS. The display's missed polls end passive listening
+    # long before the hold limit; the bridge's own polls find the line silent
+    # and the hint says the BMS stopped (not "no bytes at all", not "another
+    # master").
     display = Display(period_ms=1000)
     h, engine, model, _ = make(display=display, passive_hold_ms=30000)
     h.run_until(lambda: model.passive and model.link == LINK_OK, 4000)
@@ -184,8 +188,11 @@ def test_a_dead_line_under_a_display_is_diagnosed_silent_not_foreign():
     h.display = None
     h.bms.silent = True
     h.run(6000)
-    assert model.passive  # still within the hold
+    assert not model.passive and engine.stats.polls >= 3
     assert model.link == LINK_STALE and model.line == LINE_SILENT
+    d = describe_link(model, engine, h.now)
+    assert "stopped answering" in d["hint"] and "Another master" not in d["hint"]
+    assert "No bytes from the BMS at all" not in d["hint"]
 
 
 def test_new_command_with_ack_and_status_confirmation():
@@ -398,9 +405,13 @@ def test_statistics_count_what_happened_on_the_line():
     h.run(1500)
     assert stats.timeouts == 2 and stats.last_error == ERR_TIMEOUT
     assert stats.tx_frames == stats.polls
-    # Every reply corrupted: stale, and the line looks like noise.
+    # Every reply corrupted. After two losses the BMS recovered from, the
+    # first stale spell reads as one more of them (intermittent); once the
+    # run is too long for that loss rate, the line looks like noise.
     h.bms.flip = 100
     h.run(3000)
+    assert model.link == LINK_STALE and model.line == LINE_INTERMITTENT
+    h.run(4000)
     assert model.link == LINK_STALE and model.line == LINE_NOISE
     assert stats.checksum_errors >= 4
 
@@ -588,3 +599,221 @@ def test_data_older_than_half_the_ticks_period_never_reads_as_live():
     engine.set_powered(True, h.now)
     assert model.link != LINK_OK and model.age_ms(h.now) >= 0x10000000
     assert h.run_until(lambda: model.link == LINK_OK, 10000)
+
+
+# -- the link tells the truth: displays that leave, lost and slow replies ----------------
+
+
+def test_a_display_that_stops_is_given_up_mid_gap_and_the_link_stays_live():
+    # The bridge is passive behind a display polling each second (hold limit
+    # 15 s, more than lost_ms). The display is unplugged: the bridge polls
+    # again half a period after the display's first missed poll, before the
+    # data goes stale, and the link never leaves "ok".
+    for period in (1000, 800, 2000):
+        display = Display(period_ms=period)
+        h, engine, model, log = make(display=display)
+        assert h.run_until(lambda: model.passive and model.link == LINK_OK, 4000)
+        h.run(2 * period)  # its rhythm is known
+        polls = engine.stats.polls
+        h.run(3 * period)
+        assert model.passive and engine.stats.polls == polls
+        events = log.count
+        h.display = None
+        last_request = display.requests[-1]
+        sent = len(h.sent)
+        states = set()
+        while len(h.sent) == sent:
+            h.step()
+            states.add(model.link)
+        gap = ticks_diff(h.now, last_request)
+        # Not before the exchange of its missed poll would have ended, not
+        # later than half a period after that poll (a slow display's data
+        # goes stale earlier: then the bridge takes over at once).
+        assert period + 250 <= gap <= period + period // 2 + 50, (period, gap)
+        assert not model.passive
+        h.run(12000)
+        for _ in range(100):
+            h.step()
+            states.add(model.link)
+        if period <= 1000:
+            # The display's last reply is at most 1.5 periods + one reply old
+            # when ours arrives: still fresh at the default 2.5 s stale limit.
+            assert states == {LINK_OK}, (period, states)
+            assert log.count == events  # no link event at all
+        assert model.link == LINK_OK and model.line == LINE_OK, period
+        d = describe_link(model, engine, h.now)
+        assert d["passive"] is False and "Another master" not in d["hint"]
+        assert h.collisions == 0 and h.talked_into == 0
+
+
+def test_a_display_that_skips_polls_is_not_talked_into():
+    # Leaving passive mid-gap: a display that merely skipped a poll comes
+    # back half a period after the bridge's poll, which has long ended.
+    for period, skip in ((1000, (5, 9, 10)), (400, (5, 9, 10)), (400, (5, 12))):
+        display = Display(period_ms=period)
+        display.skip = skip
+        h, engine, model, _ = make(display=display)
+        h.run(15 * period)
+        assert h.collisions == 0 and h.talked_into == 0, period
+        assert model.passive and model.link == LINK_OK, period
+        if period == 1000:
+            assert engine.stats.polls >= 2  # it took over in each gap ...
+        elif len(skip) == 2:
+            # ... but a fast display (400 ms) is given 2.5 periods: one
+            # skipped poll does not make the bridge talk.
+            assert engine.stats.polls == 0
+
+
+def test_a_late_reply_is_ours_and_the_timeout_adapts_to_a_slow_bms():
+    # Replies 520 ms after the request, beyond the default 500 ms timeout:
+    # the first ones come late, are taken as ours (never as another master's
+    # traffic), and the timeout grows so that the next ones are on time.
+    bms = FakeBms()
+    h, engine, model, _ = make(bms)
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    assert engine.reply_timeout_ms() == 500 and model.line == LINE_OK
+    bms.extra_latency = 480
+    states = set()
+    for _ in range(20 * 200):  # 20 s
+        h.step()
+        states.add(model.link)
+    stats = engine.stats
+    assert states == {LINK_OK}
+    assert not model.passive and stats.foreign_frames == 0
+    assert 1 <= stats.late_replies <= 2
+    assert 515 <= engine.reply_ms() <= 530
+    assert 600 < engine.reply_timeout_ms() <= engine.timeout_limit_ms() == 900
+    timeouts = stats.timeouts
+    h.run(10000)
+    assert stats.timeouts == timeouts  # every reply in time now
+    assert model.line == LINE_SLOW
+    d = describe_link(model, engine, h.now)
+    assert d["line"] == "slow" and d["reply_ms"] == engine.reply_ms()
+    assert "slowly" in d["hint"] and ("%d ms" % engine.reply_ms()) in d["hint"]
+    assert ("%d ms" % engine.reply_timeout_ms()) in d["hint"]
+    # Fast again: the timeout decays back to the default, the line is ok.
+    bms.extra_latency = 0
+    h.run(60000)
+    assert engine.reply_timeout_ms() == 500 and model.line == LINE_OK
+
+
+def test_the_adaptive_timeout_is_bounded_by_the_poll_interval():
+    for poll, latency in ((1000, 1500), (250, 700), (3000, 9000)):
+        bms = FakeBms()
+        h, engine, model, _ = make(bms, poll_ms=poll)
+        assert h.run_until(lambda: model.link == LINK_OK, 2000)
+        bms.extra_latency = latency
+        worst = 0
+        for i in range(4000):
+            h.step()
+            t = engine.reply_timeout_ms()
+            worst = t if t > worst else worst
+            if i % 200 == 0:
+                del h.wire[:]  # a device-sized heap under MicroPython
+                del h.sent[:]
+        limit = max(500, min(poll * 9 // 10, 3000))
+        assert engine.timeout_limit_ms() == limit
+        assert worst <= limit, (poll, latency, worst)
+        assert not model.passive and engine.stats.foreign_frames == 0, (poll, latency)
+
+
+def test_a_slow_bms_found_while_searching_is_locked_not_taken_for_a_display():
+    # From boot the BMS answers 520 ms after a request: the NEW request
+    # times out, the search asks OLD, and the NEW reply arrives meanwhile.
+    bms = FakeBms(protocols=("new",))
+    bms.extra_latency = 480
+    h, engine, model, _ = make(bms)
+    assert h.run_until(lambda: model.link == LINK_OK, 4000)
+    assert model.protocol == PROTOCOL_NEW and engine.detector.locked
+    assert not model.passive and engine.stats.foreign_frames == 0
+    h.run(10000)
+    assert model.link == LINK_OK and engine.detector.locked and model.protocol == PROTOCOL_NEW
+
+
+def test_a_bms_that_never_answers_still_ends_lost_with_the_wiring_hint():
+    bms = FakeBms()
+    bms.silent = True
+    h, engine, model, _ = make(bms)
+    h.run(15000)
+    assert engine.reply_timeout_ms() == engine.default_timeout_ms() and engine.reply_ms() == 0
+    assert model.link == LINK_LOST and model.line == LINE_SILENT
+    d = describe_link(model, engine, h.now)
+    assert "No bytes from the BMS at all" in d["hint"] and d["loss_pct"] is None and d["reply_ms"] is None
+    # A slow BMS that then stops: asleep, the timeout still bounded.
+    bms = FakeBms()
+    bms.extra_latency = 600
+    h, engine, model, _ = make(bms)
+    assert h.run_until(lambda: model.link == LINK_OK, 4000)
+    h.run(10000)
+    bms.silent = True
+    h.run(15000)
+    assert model.link == LINK_ASLEEP and "asleep" in describe_link(model, engine, h.now)["hint"]
+    assert engine.reply_timeout_ms() <= engine.timeout_limit_ms()
+
+
+def test_intermittent_replies_are_named_with_the_loss_rate():
+    # Two replies of three lost: stale spells between the answered polls.
+    # Every one of them is called intermittent, with the loss rate; never
+    # "no bytes at all".
+    bms = FakeBms()
+    h, engine, model, _ = make(bms)
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    bms.drop_pattern = (0, 1, 1)
+    # The first spell may come before any loss the BMS recovered from:
+    # nothing says "intermittent" then (see the next test).
+    h.run(5000)
+    stale_lines = set()
+    ok_lines = set()
+    for _ in range(60 * 200):  # a minute
+        h.step()
+        if model.link == LINK_STALE:
+            stale_lines.add(model.line)
+        elif model.link == LINK_OK:
+            ok_lines.add(model.line)
+        else:
+            assert False, model.link
+    assert stale_lines == {LINE_INTERMITTENT}, stale_lines
+    d = describe_link(model, engine, h.now)
+    assert d["line"] == "intermittent" and d["window"] == 32
+    assert 62 <= d["loss_pct"] <= 69
+    assert ("%d %% of the last 32 polls" % d["loss_pct"]) in d["hint"], d["hint"]
+    assert "No bytes" not in d["hint"] and "intermittent" in d["hint"]
+    # The line heals: once the window is clean again, it is ok.
+    bms.drop_pattern = None
+    h.run(40000)
+    assert model.link == LINK_OK and model.line == LINE_OK
+    assert describe_link(model, engine, h.now)["loss_pct"] == 0
+
+
+def test_an_occasional_lost_reply_is_not_intermittent_and_a_stop_is_not_either():
+    bms = FakeBms()
+    h, engine, model, _ = make(bms)
+    assert h.run_until(lambda: model.link == LINK_OK, 2000)
+    bms.drop_pattern = (1,) + (0,) * 19  # 5 %
+    h.run(40000)
+    assert model.link == LINK_OK and model.line == LINE_OK
+    # A BMS that answered well and stops: it stopped (silent), not intermittent.
+    bms.drop_pattern = None
+    bms.silent = True
+    h.run(4000)
+    assert model.link == LINK_STALE and model.line == LINE_SILENT
+    assert "stopped answering" in describe_link(model, engine, h.now)["hint"]
+    # After intermittent replies, a long enough silence is a stop as well.
+    bms.silent = False
+    bms.drop_pattern = (0, 1)
+    h.run(40000)
+    assert model.line == LINE_INTERMITTENT
+    bms.silent = True
+    h.run(9000)  # nine polls in a row lost: under 1 % likely at 50 % loss
+    assert model.link == LINK_STALE and model.line == LINE_SILENT
+
+
+def test_a_display_whose_requests_are_not_seen_is_still_found_by_its_replies():
+    # Wiring where the bridge hears only the BMS's TX: a display's replies
+    # come while no poll of ours is outstanding, so they are not ours.
+    display = Display(period_ms=1000, first_ms=2300)
+    display.unseen = 1000000
+    h, engine, model, _ = make(display=display)
+    assert h.run_until(lambda: model.link == LINK_OK, 2000) and not model.passive
+    assert h.run_until(lambda: model.passive, 5000)
+    assert engine.stats.foreign_frames >= 1

@@ -430,3 +430,117 @@ def test_status_model_limits_are_those_of_the_frames():
 
 def test_kinds_are_distinct():
     assert len({KIND_OLD_STATUS, KIND_OLD_SHORT, KIND_NEW}) == 3
+
+
+# -- both generations agree; builders clamp like a unit -----------------------------
+
+
+def _status(cells, slots=2):
+    st = Status()
+    st.cell_count = cells
+    st.probe_slots = slots
+    st.probe_count = min(slots, MAX_PROBES)
+    for i in range(cells):
+        st.cells_mv[i] = 3300 + i
+    for i in range(min(slots, MAX_PROBES)):
+        st.temps_c[i] = 20 + i
+    st.pack_cv = 3300 * cells // 10
+    st.soc_pct = 50
+    return st
+
+
+def _old_with_cell_count(n):
+    b = bytearray(old.build_status(_status(16)))
+    b[123] = n
+    total = sum(b[4:138]) & 0xFFFF
+    b[138] = total >> 8
+    b[139] = total & 0xFF
+    return bytes(b)
+
+
+def _new_with_cell_count(n, slots=2):
+    # LEN consistent with n cells: only the cell count is out of range.
+    size = 116 + 2 * n + 2 * slots
+    b = bytearray(size)
+    b[0] = 0x7E
+    b[1] = 0xA1
+    b[2] = new.REPLY_STATUS
+    b[5] = 106 + 2 * n + 2 * slots
+    b[8] = slots
+    b[9] = n
+    new.seal(b, size - 4)
+    return bytes(b)
+
+
+def test_both_generations_refuse_more_than_32_cells_alike():
+    from ant.status import ERR_CELL_COUNT
+
+    for n, expect in ((32, 0), (33, ERR_CELL_COUNT), (60, ERR_CELL_COUNT)):
+        for frame, generation, kind in ((_old_with_cell_count(n), old, KIND_OLD_STATUS),
+                                        (_new_with_cell_count(n), new, KIND_NEW)):
+            # The framer drops such a frame, and names why, alike for both ...
+            found, framer = frames_of(frame)
+            if expect:
+                assert found == [] and reason_counts(framer).get("bad_cell_count") == 1, (n, generation)
+            else:
+                assert found == [(kind, frame)]
+            # ... and so do the decoders, should one be handed such a frame.
+            st = Status()
+            assert generation.decode_status(frame, 0, st) == expect, (n, generation)
+            d = frame_dict(frame, 0, len(frame), kind)
+            if expect:
+                assert d["valid"] is False and d["error"] == "bad_cell_count" and d["cell_count"] is None
+                assert st.cell_count == 0  # left untouched
+            else:
+                assert d["valid"] is True and d["cell_count"] == 32
+
+
+def test_every_probe_slot_of_a_frame_is_reported_and_fitted_probes_are_honoured():
+    # A NEW frame with 10 probe slots: a Status keeps 8, the frame's dict
+    # lists all 10 (none cut silently).
+    st = _status(4, 10)
+    frame = bytearray(new.build_status(st))
+    first = 34 + 2 * 4  # probe temperatures follow the 4 cells (reference §3.2)
+    for i in (8, 9):
+        frame[first + 2 * i] = 30 + i  # probes 9 and 10 read 38 and 39 °C
+        frame[first + 2 * i + 1] = 0
+    new.seal(frame, len(frame) - 4)
+    d = frame_dict(frame, 0, len(frame), single_frame(bytes(frame)))
+    assert d["valid"] and d["probe_slots"] == 10
+    assert d["temperatures_c"] == [20, 21, 22, 23, 24, 25, 26, 27, 38, 39]
+    kept = Status()
+    assert new.decode_status(frame, 0, kept) == 0 and kept.probe_count == MAX_PROBES
+    assert status_dict(kept)["temperatures_c"] == [20, 21, 22, 23, 24, 25, 26, 27]
+    assert frame_dict(frame, 0, len(frame), KIND_NEW, probes=3)["temperatures_c"] == [20, 21, 22]
+    # An OLD unit whose unfitted slots read 0 °C: only the count tells.
+    st = _status(16, 4)
+    st.temps_c[2] = 0
+    st.temps_c[3] = 0
+    frame = old.build_status(st)
+    assert frame_dict(frame, 0, len(frame), KIND_OLD_STATUS)["temperatures_c"] == [20, 21, 0, 0]
+    d = frame_dict(frame, 0, len(frame), KIND_OLD_STATUS, probes=2)
+    assert d["temperatures_c"] == [20, 21] and d["probe_slots"] == 4
+    assert frame_dict(frame, 0, len(frame), KIND_OLD_STATUS, probes=0)["temperatures_c"] == []
+
+
+def test_builders_saturate_at_the_field_range_like_a_unit():
+    st = _status(16)
+    st.capacity_mah = 5000000  # 5000 Ah: beyond the u32 in µAh
+    st.remaining_mah = 4500000
+    st.current_da = -33000  # -3300 A: beyond the NEW i16
+    st.power_w = -174000
+    st.temps_c[0] = -40  # a fitted probe at -40 °C: the frames' "absent"
+    st.temps_c[1] = -55
+    st.mosfet_c = -40
+    st.pack_cv = 70000  # 700 V: beyond the NEW u16 in 0.01 V
+    for protocol in ("new", "old"):
+        frame = rebuild(st, protocol)
+        d = frame_dict(frame, 0, len(frame), single_frame(bytes(frame)))
+        assert d["valid"], protocol
+        assert near(d["capacity_ah"], 4294.967295) and near(d["remaining_ah"], 4294.967295), protocol
+        assert d["temperatures_c"][:2] == [-39, -39] and d["mosfet_temp_c"] == -39, protocol
+        if protocol == "new":
+            assert d["current_a"] == -3276.7 and d["pack_voltage_v"] == 655.35
+        else:  # the OLD fields are wide enough
+            assert d["current_a"] == -3300.0 and d["pack_voltage_v"] == 700.0
+        assert d["power_w"] == -174000

@@ -304,6 +304,44 @@ def test_vcc_off_is_completely_silent():
         assert exchange(sim, sock, NEW_STATUS)
 
 
+def test_a_forced_vcc_fault_outlives_the_bridges_supply_cycles():
+    # `vcc` is the user's fault (a cut VCC wire); `supply` is the bridge's
+    # supply enable. The TTL side is powered only with both on, and switching
+    # the supply off and on (a power cycle) never clears a forced vcc 0.
+    with SimProcess("--protocol", "new") as sim:
+        sock = sim.connect()
+        state = sim.state()
+        assert (state["vcc"], state["supply"], state["powered"]) == (1, 1, True)
+        assert sim.control("supply 0") == {"ok": True}
+        assert exchange(sim, sock, NEW_STATUS, timeout=0.4) == []
+        assert sim.control("supply 1") == {"ok": True}
+        assert exchange(sim, sock, NEW_STATUS)
+        assert sim.control("vcc 0") == {"ok": True}
+        for _ in range(3):  # the bridge's power cycles
+            sim.control("supply 0")
+            sim.control("supply 1")
+        state = sim.state()
+        assert (state["vcc"], state["supply"], state["powered"], state["awake"]) == (0, 1, False, False)
+        assert exchange(sim, sock, NEW_STATUS, timeout=0.4) == []
+        assert sim.control("vcc 1") == {"ok": True}
+        assert exchange(sim, sock, NEW_STATUS)
+        assert sim.control("supply 2")["ok"] is False
+
+
+def test_recent_requests_name_their_source_on_the_simulators_clock():
+    with SimProcess("--protocol", "new", "--faults", "display=500") as sim:
+        sock = sim.connect()
+        assert wait_for(lambda: sim.state()["display_requests"] >= 2)
+        for _ in range(10):  # a request during the display's exchange is lost: try again
+            sock.sendall(NEW_STATUS)
+            if wait_for(lambda: sim.state()["requests"] >= 1, 0.3):
+                break
+        log = sim.state()["recent_requests"]
+        assert {source for _, source in log} == {"display", "bridge"}
+        times = [t for t, _ in log]
+        assert times == sorted(times) and times[0] >= 0
+
+
 def test_bridge_baud_mismatch_never_yields_a_valid_frame():
     with SimProcess("--protocol", "new", "--faults", "display=150") as sim:
         sock = sim.connect()
@@ -504,13 +542,25 @@ def test_garbage_input_and_disconnects_do_not_crash_it():
         assert sim.control("state")["ok"] is True
 
 
-def test_a_new_connection_replaces_the_old_one():
+def test_one_client_at_a_time_a_second_is_refused_with_a_reason():
+    from sim.server import BUSY
+
     with SimProcess("--protocol", "new") as sim:
         first = sim.connect()
         second = sim.connect()
-        assert [k for k, _ in exchange(sim, second, NEW_STATUS)] == [KIND_NEW]
-        first.settimeout(1.0)
-        assert first.recv(100) == b""  # closed by the simulator
+        assert sim.read_raw(second, 1.0) == BUSY  # then closed
+        assert not any(b in BUSY for b in (0x7E, 0xAA, 0x5A, 0xA5, 0xDB))  # noise to a bridge, never a frame
+        assert [k for k, _ in exchange(sim, first, NEW_STATUS)] == [KIND_NEW]  # the first keeps the port
+        first.close()
+        third = sim.connect()  # served: the first has gone (waited for while it leaves)
+        assert [k for k, _ in exchange(sim, third, NEW_STATUS)] == [KIND_NEW]
+
+
+def test_the_cli_recognises_the_simulators_refusal():
+    import antbms_serial
+    from sim.server import BUSY
+
+    assert BUSY.startswith(antbms_serial._SIM_BUSY)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -532,6 +582,36 @@ def test_help_and_bad_arguments():
     assert bad.returncode == 2 and "--cells" in bad.stderr
     bad = subprocess.run([sys.executable, SIMULATOR, "--faults", "drop=3"], capture_output=True, text=True)
     assert bad.returncode == 2 and "drop" in bad.stderr
+
+
+def test_values_no_frame_can_carry_are_refused_with_the_reason():
+    for args, word in ((("--capacity-ah", "4300"), "4294.967"), (("--current", "-3300"), "3276.7"),
+                       (("--current", "3276.8"), "3276.7")):
+        bad = subprocess.run([sys.executable, SIMULATOR] + list(args), capture_output=True, text=True)
+        assert bad.returncode == 2 and args[0] in bad.stderr and word in bad.stderr, bad.stderr
+    with SimProcess("--protocol", "new", "--capacity-ah", "4294.967", *SLOW) as sim:
+        reply = sim.control("current -3300")
+        assert reply["ok"] is False and "3276.7" in reply["error"]
+        for target in ("1", "mosfet"):
+            reply = sim.control("temp %s -40" % target)
+            assert reply["ok"] is False and "absent" in reply["error"]
+        assert sim.control("current -3276.7")["ok"]
+        sock = sim.connect()
+        st = decode(*exchange(sim, sock, NEW_STATUS)[0])
+        assert st.current_da == -32767 and sim.state()["current_a"] == -3276.7
+        assert st.capacity_mah * 1000 + st.capacity_uah == 4294967000
+
+
+def test_a_frame_reports_what_the_protections_see():
+    # A fitted probe as cold as the frames can say (-39 °C): the frame shows
+    # it, and the low-temperature protection acts on the same value.
+    with SimProcess("--protocol", "new", *SLOW) as sim:
+        assert sim.control("temp 1 -39")["ok"]
+        sock = sim.connect()
+        st = decode(*exchange(sim, sock, NEW_STATUS)[0])
+        assert st.temps_c[0] == -39
+        protection = sim.state()["protection"]
+        assert any("temperature" in name for name in protection), protection
 
 
 # -- the models without I/O ------------------------------------------------------------

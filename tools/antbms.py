@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from ant import commands  # noqa: E402
 from ant.commands import Unsupported  # noqa: E402
-from ant.describe import empty_status, frame_dict  # noqa: E402
+from ant.describe import frame_dict  # noqa: E402
 from ant.framer import REASONS, Framer  # noqa: E402
 
 # Framer drop reasons as the CLI names them when a line holds no frame.
@@ -34,9 +34,7 @@ def _error(reason):
 
 
 def _invalid(error, protocol=None):
-    d = {"valid": False, "error": error, "protocol": protocol, "kind": None}
-    d.update(empty_status())
-    return d
+    return {"valid": False, "error": error, "protocol": protocol, "kind": None}
 
 
 def _guess_protocol(data):
@@ -58,15 +56,16 @@ class _RecordingFramer(Framer):
         Framer._drop(self, reason)
 
 
-def decode_bytes(data, direction="auto"):
-    """One JSON-ready dict for one input line of bytes."""
+def decode_bytes(data, direction="auto", probes=-1):
+    """One JSON-ready dict for one input line of bytes (probes >= 0: the
+    number of temperature probes fitted)."""
     if not data:
         return _invalid("too_short")
     framer = _RecordingFramer()
     found = []
 
     def take():
-        found.append(frame_dict(framer.buf, framer.start, framer.length, framer.kind, direction))
+        found.append(frame_dict(framer.buf, framer.start, framer.length, framer.kind, direction, probes=probes))
 
     pos = 0
     while True:
@@ -94,7 +93,7 @@ def decode_bytes(data, direction="auto"):
     return d
 
 
-def decode_line(line, direction="auto"):
+def decode_line(line, direction="auto", probes=-1):
     text = "".join(line.split())
     if text.lower().startswith("0x"):
         text = text[2:]
@@ -102,7 +101,7 @@ def decode_line(line, direction="auto"):
         data = bytes.fromhex(text)
     except ValueError:
         return _invalid("bad_hex")
-    return decode_bytes(data, direction)
+    return decode_bytes(data, direction, probes)
 
 
 def cmd_decode(args):
@@ -111,8 +110,9 @@ def cmd_decode(args):
     else:
         lines = [ln for ln in sys.stdin.read().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     ok = True
+    probes = -1 if args.probes is None else args.probes
     for line in lines:
-        d = decode_line(line, args.direction)
+        d = decode_line(line, args.direction, probes)
         ok = ok and d["valid"]
         print(json.dumps(d))
     return 0 if ok else 1
@@ -191,6 +191,11 @@ def cmd_encode(args):
 
 
 def build_parser():
+    try:
+        import antbms_serial
+    except ImportError:  # started from elsewhere: tools/ is not on the path
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import antbms_serial
     p = argparse.ArgumentParser(prog="antbms", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -201,6 +206,14 @@ def build_parser():
         choices=("auto", "host", "bms"),
         default="auto",
         help="who sent old 6-byte frames (an echo is byte-identical to its command)",
+    )
+    d.add_argument(
+        "--probes",
+        type=antbms_serial.probe_count,
+        default=None,
+        metavar="N",
+        help="temperature probes actually fitted: the others read null and are left out (an unfitted old "
+        "slot may read -30 or 0, not -40). Default: every slot the frame has",
     )
     d.set_defaults(func=cmd_decode)
 
@@ -213,11 +226,6 @@ def build_parser():
     e.add_argument("--address", type=_int, default=None, help="new password slot address")
     e.set_defaults(func=cmd_encode)
 
-    try:
-        import antbms_serial
-    except ImportError:  # started from elsewhere: tools/ is not on the path
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import antbms_serial
     antbms_serial.add_parsers(sub)
     return p
 

@@ -14,6 +14,11 @@ import time
 _TICKS_MASK = 0x3FFFFFFF
 _READ_SIZE = 512
 _READ_TIMEOUT_S = 0.005
+# What the simulator (tools/sim/server.py BUSY) sends a second client before
+# closing: its port serves one client at a time.
+_SIM_BUSY = b"bmssim: busy"
+_SIM_BUSY_TEXT = ("the simulator already has a client on that port (one at a time: `make run`'s firmware, "
+                  "or another antbms?); stop it, or start a second simulator")
 
 PROTOCOL_CHOICES = ("auto", "old", "new")
 EXIT_OK = 0
@@ -31,7 +36,7 @@ class UsageError(Exception):
 
 
 class PortError(Exception):
-    """The port cannot be opened (exit 1)."""
+    """The port cannot be opened or was refused (exit 1)."""
 
 
 class SerialLink:
@@ -54,6 +59,8 @@ class SerialLink:
         except (serial_module.SerialException, ValueError, OSError) as e:
             raise PortError("cannot open %s: %s" % (port, e))
         self.engine.baud_changed = False
+        self._head = b""  # the first bytes from a socket:// port, checked for the simulator's refusal
+        self._check_busy = port.startswith("socket://")
 
     def close(self):
         try:
@@ -66,7 +73,18 @@ class SerialLink:
         engine = self.engine
         port = self.port
         waiting = port.in_waiting
-        data = port.read(waiting if waiting > 0 else 1)
+        try:
+            data = port.read(waiting if waiting > 0 else 1)
+        except self.serial_module.SerialException:
+            if self._check_busy and self._head.startswith(_SIM_BUSY):
+                raise PortError(_SIM_BUSY_TEXT)
+            raise
+        if data and self._check_busy:
+            self._head = (self._head + data)[: len(_SIM_BUSY)]
+            if self._head.startswith(_SIM_BUSY):
+                raise PortError(_SIM_BUSY_TEXT)
+            if len(self._head) >= len(_SIM_BUSY):
+                self._check_busy = False  # a BMS's bytes: the port is ours
         now = ticks_ms()
         if data:
             engine.feed(data, len(data), now)
@@ -113,14 +131,22 @@ def _state(d):
 def _stats_line(link):
     s = link["stats"]
     err = link["last_error"]
-    return "frames %d  polls %d  timeouts %d  checksum %d  resyncs %d  dropped %d B  foreign %d  last error: %s" % (
+    loss = link["loss_pct"]
+    reply = link["reply_ms"]
+    return ("frames %d  polls %d  timeouts %d  late %d  checksum %d  resyncs %d  dropped %d B  foreign %d  "
+            "loss %s of %d polls  reply %s (timeout %d ms)  last error: %s") % (
         s["frames_ok"],
         s["polls"],
         s["timeouts"],
+        s["late_replies"],
         s["checksum_errors"],
         s["resyncs"],
         s["bytes_dropped"],
         s["foreign_frames"],
+        "—" if loss is None else "%d %%" % loss,
+        link["window"],
+        "—" if reply is None else "%d ms" % reply,
+        link["reply_timeout_ms"],
         "none" if err is None else "%s (%.1f s ago)" % (err["error"], err["age_ms"] / 1000),
     )
 
@@ -312,9 +338,14 @@ def cmd_monitor(args, out=None):
                 out.write("\x1b[H\x1b[2J" + "\n".join(render(snap, args.port)) + "\n")
                 out.flush()
             else:
-                print(plain_line(snap), file=out, flush=True)
+                # One line per fresh status on stdout (--count N: N lines);
+                # while none arrives, the link's state once a second on stderr.
+                print(plain_line(snap), file=out if fresh else sys.stderr, flush=True)
     except KeyboardInterrupt:
         return EXIT_OK
+    except PortError as e:
+        print("antbms monitor: %s" % e, file=sys.stderr)
+        return EXIT_FAILED
     except BrokenPipeError:  # piped into head & co.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -346,6 +377,9 @@ def cmd_control(args, out=None):
             command.state = cmd.FAILED
             command.reason = "timed out"
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except PortError as e:
+        print("antbms control: %s" % e, file=sys.stderr)
         return EXIT_FAILED
     except OSError as e:
         print("antbms control: port lost: %s" % e, file=sys.stderr)
@@ -380,6 +414,19 @@ def cmd_control(args, out=None):
 # -- argument parsing --------------------------------------------------------------
 
 
+def probe_count(text):
+    """argparse type of --probes (decode, monitor, control)."""
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
+    if not 0 <= n <= 255:
+        raise argparse.ArgumentTypeError("must be 0..255")
+    return n
+
+
 def _common(p):
     p.add_argument("--port", required=True, help="serial device (/dev/ttyUSB0) or pyserial URL (socket://HOST:PORT)")
     p.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="auto", help="BMS protocol generation (default: detect)")
@@ -387,7 +434,9 @@ def _common(p):
     p.add_argument("--password", default=None, help="BMS password, sent before every command (never printed)")
     p.add_argument("--interval", type=float, default=1.0, help="poll interval in seconds (default 1; 0.25 at least)")
     p.add_argument("--invert-current", action="store_true", help="flip the current's sign (shunt mounted backwards)")
-    p.add_argument("--probes", type=int, default=None, help="number of temperature probes actually fitted")
+    p.add_argument("--probes", type=probe_count, default=None, metavar="N",
+                   help="temperature probes actually fitted: the others read absent (an unfitted old slot may "
+                   "read -30 or 0, not -40)")
     p.add_argument("--json", action="store_true", help="JSON output")
 
 
@@ -398,11 +447,13 @@ def add_parsers(sub):
         "monitor",
         help="live view of a BMS through a serial port",
         description="Poll the BMS and show cells, pack, temperatures, MOSFET and balancer states, "
-        "the link state with its wiring hint and the line statistics. --json prints one JSON "
-        "object per fresh status (JSON Lines).",
+        "the link state with its wiring hint and the line statistics (full screen on a terminal). "
+        "Piped, one line per fresh status on stdout and, while none arrives, the link's state once a "
+        "second on stderr; --json prints one JSON object per fresh status (JSON Lines). Exit 1 when "
+        "--timeout passes without a status or the port is lost or refused.",
     )
     _common(m)
-    m.add_argument("--count", type=int, default=None, help="exit after N fresh statuses")
+    m.add_argument("--count", type=int, default=None, help="exit after N fresh statuses (N data lines)")
     m.add_argument("--timeout", type=float, default=None, help="exit 1 when no status arrived for S seconds")
     m.set_defaults(func=cmd_monitor)
 

@@ -17,7 +17,7 @@ examples:
       --pty /tmp/ttyBMS --faults "drop=0.1,display=1000"
 
 control port (any line-based TCP client): one command per line, e.g.
-  state | help | acc 1 | vcc 0 | current -40 | fault drop 0.2 | fault clear
+  state | help | acc 1 | vcc 0 | supply 0 | current -40 | fault drop 0.2 | fault clear
 """
 import argparse
 import asyncio
@@ -30,7 +30,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, "..", "lib"))
 sys.path.insert(0, _HERE)
 
-from sim.device import PROTOCOLS, Config, Device  # noqa: E402
+from sim.device import MAX_CAPACITY_AH, MAX_CURRENT_A, PROTOCOLS, Config, Device  # noqa: E402
 from sim.profile import PROFILES  # noqa: E402
 from sim.server import Server, parse_address  # noqa: E402
 
@@ -91,12 +91,14 @@ def build_parser():
                       help="probe slots a NEW status frame announces (default --temps; unfitted slots read -40)")
     pack.add_argument("--unfitted", type=int, choices=(-40, -30, 0), default=-40,
                       help="what an unfitted OLD probe slot reads: -40, -30 or 0 (default -40)")
-    pack.add_argument("--capacity-ah", type=_ranged(float, 1, 10000), default=100.0, help="capacity (default 100)")
+    pack.add_argument("--capacity-ah", type=_ranged(float, 1, MAX_CAPACITY_AH), default=100.0,
+                      help="capacity, 1..%g Ah: what the frames' u32 in µAh holds (default 100)" % MAX_CAPACITY_AH)
     pack.add_argument("--soc", type=_ranged(float, 0, 100), default=70.0, help="initial state of charge %% (default 70)")
     pack.add_argument("--profile", choices=PROFILES, default="idle",
                       help="current profile: idle, charge (0.2C), discharge (0.2C), cycle (0.3C), random")
-    pack.add_argument("--current", type=float, metavar="A",
-                      help="constant current in A, + = charging (overrides --profile)")
+    pack.add_argument("--current", type=_ranged(float, -MAX_CURRENT_A, MAX_CURRENT_A), metavar="A",
+                      help="constant current in A, + = charging, within +-%g A (the new frame's field; "
+                      "overrides --profile)" % MAX_CURRENT_A)
     pack.add_argument("--time-scale", type=_ranged(float, 1e-3, 1e6), default=1.0, metavar="X",
                       help="speed factor of the pack dynamics and protection delays (default 1)")
     pack.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")

@@ -144,37 +144,42 @@ def demo_outputs():
     return {"outputs": [charger, {"name": "do2", "mode": "off"}, alarm]}
 
 
-def write_settings(data_dir, overrides=None):
-    """Create or update data_dir/settings.json (keeps the user's other keys;
-    a fresh file gets a random API token and the demo outputs). A file that
-    is not a JSON object is left as it is (the firmware reports it and uses
-    defaults); returns None then."""
-    os.makedirs(data_dir, exist_ok=True)
+def write_settings(data_dir):
+    """Create data_dir/settings.json when there is none: a random API token
+    and the demo outputs; returns that dict. An existing file is the user's:
+    it is never rewritten (a removed api_token stays removed, which keeps
+    control off), and None is returned; the firmware reports what it finds
+    wrong in it. A path that cannot hold the file raises RunError."""
     path = os.path.join(data_dir, "settings.json")
-    settings = {}
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                settings = json.load(f)
-        except ValueError:
-            settings = None
-        if not isinstance(settings, dict):
-            print("run: %s is not a JSON object; left as it is (the firmware uses its defaults: "
-                  "see settings_error in /api/health)" % path, file=sys.stderr)
-            return None
-    else:
-        settings["outputs"] = demo_outputs()
-    settings.setdefault("api_token", secrets.token_hex(16))
-    for key, value in (overrides or {}).items():
-        if isinstance(value, dict) and isinstance(settings.get(key), dict):
-            settings[key].update(value)
-        else:
-            settings[key] = value
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(settings, f, indent=1)
-    os.replace(tmp, path)
+    if os.path.exists(data_dir) and not os.path.isdir(data_dir):
+        raise RunError("%s is not a directory (--data)" % data_dir)
+    if os.path.lexists(path):
+        if not os.path.isfile(path):
+            raise RunError("%s is not a file: move it away (make run then creates a fresh one)" % path)
+        return None
+    settings = {"api_token": secrets.token_hex(16), "outputs": demo_outputs()}
+    try:
+        os.makedirs(data_dir, exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(settings, f, indent=1)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise RunError("cannot create %s: %s" % (path, e.strerror or e))
     return settings
+
+
+def control_note(data_dir):
+    """One line about the API token, for the start-up banner."""
+    path = os.path.join(data_dir, "settings.json")
+    try:
+        with open(path) as f:
+            settings = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return "(settings.json unreadable: the firmware says why in /api/health, and control is off)"
+    if not isinstance(settings, dict) or not settings.get("api_token"):
+        return "(no api_token in %s: control is off)" % path
+    return "(TOKEN = api_token in %s)" % path
 
 
 def _check_port_free(port):
@@ -258,10 +263,20 @@ def stop(proc, timeout_s=5):
         proc.wait()
 
 
+def _cells(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text) from None
+    if not 8 <= n <= 32:
+        raise argparse.ArgumentTypeError("must be 8..32")
+    return n
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--protocol", default="new", choices=("new", "old", "both"), help="the simulated BMS's protocol")
-    p.add_argument("--cells", type=int, default=16, help="cells in series (8-20)")
+    p.add_argument("--cells", type=_cells, default=16, help="cells in series, 8..32 (default 16)")
     p.add_argument("--idle-sleep-s", type=float, default=120, help="simulated BMS sleeps after this many idle s (0 = never)")
     p.add_argument("--faults", default="", help='simulator faults, e.g. "drop=0.1,display=1000"')
     p.add_argument("--port", type=int, default=8080, help="HTTP port of the firmware (default 8080)")
@@ -271,26 +286,53 @@ def parse_args(argv):
     p.add_argument("--sim-arg", action="append", default=[], help="extra simulator argument, e.g. --sim-arg=--password=SECRET (repeatable)")
     p.add_argument("--sim-log", action="store_true", help="show the simulator's log (control commands, connections)")
     p.add_argument("--control", action="append", metavar="LINE",
-                   help="do not start anything: send LINE (e.g. 'fault silent 5') to the simulator of the "
-                        "running `make run` and print its reply (repeatable)")
+                   help="do not start anything: send LINE (e.g. 'fault silent 5'; 'help' lists them) to the "
+                        "simulator of the running `make run` and print its JSON reply (repeatable). Exit 0 when "
+                        "every reply is ok, 1 when one was refused or no simulator runs, 2 for an empty LINE")
     return p.parse_args(argv)
 
 
 def control(out, lines):
-    """Send control lines to the simulator started by a running `make run`."""
+    """Send control lines to the simulator started by a running `make run`;
+    the exit code (0: every reply ok, 1: a refusal or no simulator, 2: an
+    empty line)."""
+    for line in lines:
+        if not line.strip() or "\n" in line:
+            print("run: --control needs one command, e.g. --control state (--control help lists them)",
+                  file=sys.stderr)
+            return 2
+    ready = os.path.join(out, "sim.json")
     try:
-        with open(os.path.join(out, "sim.json")) as f:
+        with open(ready) as f:
             port = json.load(f)["control"]
+    except (OSError, ValueError, KeyError, TypeError):
+        print("run: no running simulator (%s is missing: start `make run` first)" % ready, file=sys.stderr)
+        return 1
+    status = 0
+    try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
             stream = s.makefile("rw")
             for line in lines:
                 stream.write(line + "\n")
                 stream.flush()
-                print(stream.readline().strip())
-    except (OSError, ValueError, KeyError) as e:
-        print("run: no running simulator (start `make run` first):", e, file=sys.stderr)
+                reply = stream.readline().strip()
+                if not reply:
+                    raise OSError("the simulator closed the connection")
+                print(reply)
+                try:
+                    ok = json.loads(reply).get("ok") is True
+                except (ValueError, AttributeError):
+                    ok = False
+                if not ok:
+                    status = 1
+    except ConnectionRefusedError:
+        print("run: no running simulator (nothing listens on control port %d: start `make run` first)" % port,
+              file=sys.stderr)
         return 1
-    return 0
+    except OSError as e:
+        print("run: the simulator on control port %d did not answer: %s" % (port, e), file=sys.stderr)
+        return 1
+    return status
 
 
 def main(argv=None):
@@ -321,7 +363,7 @@ def main(argv=None):
         print("  status:      %s/api/status" % base)
         print("  events:      %s/api/events     health: %s/api/health" % (base, base))
         print("  command:     curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{\"command\": \"charge-off\"}' %s/api/command" % base)
-        print("               (TOKEN = api_token in %s)" % os.path.join(args.data, "settings.json"))
+        print("               " + control_note(args.data))
         print("  outputs:     %s/api/outputs    energy: %s/api/energy" % (base, base))
         print("  override:    curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{\"output\": 1, \"action\": \"on\", \"expiry_s\": 60}' %s/api/outputs" % base)
         print("  simulator:   .venv/bin/python tools/run.py --control 'fault silent 5'   (control port %d)" % ready["control"])

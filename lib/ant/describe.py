@@ -3,7 +3,7 @@
 from ant import codes, new, old
 from ant.commands import CONTROLS
 from ant.framer import KIND_NEW, KIND_OLD_SHORT, KIND_OLD_STATUS
-from ant.status import NOT_REPORTED, PROTOCOL_NAMES, TEMP_NONE, Status
+from ant.status import ERR_CELL_COUNT, ERR_LENGTH, NOT_REPORTED, PROTOCOL_NAMES, TEMP_NONE, Status, fit_probes
 
 # Keys of a status object, always present (None where a protocol has no such
 # field) so consumers never need to test for a key.
@@ -225,30 +225,47 @@ def _new_frame(b, o, length, direction):
     return d
 
 
-def frame_dict(b, o, length, kind, direction="auto", status=None):
+# decode_status() results as the faces name them.
+DECODE_ERRORS = {ERR_LENGTH: "bad_length", ERR_CELL_COUNT: "bad_cell_count"}
+
+
+def frame_dict(b, o, length, kind, direction="auto", status=None, probes=-1):
     """Everything the frame at b[o:o+length] says. Status frames are decoded
-    into `status` (a Status, created when not given)."""
+    into `status` (a Status, created when not given) and carry every key of
+    STATUS_KEYS; other frames carry only their own keys. `probes` >= 0: only
+    that many temperature probes are fitted (the others read null and are
+    left out); -1: as many as the frame has slots, all of them listed, even
+    beyond what a Status keeps."""
     d = {"valid": True, "error": None}
-    d.update(empty_status())
-    if kind == KIND_OLD_STATUS:
-        st = status if status is not None else Status()
-        old.decode_status(b, o, st)
-        d["protocol"] = "old"
-        d["kind"] = "status"
-        d.update(status_dict(st))
-    elif kind == KIND_OLD_SHORT:
+    if kind == KIND_OLD_SHORT:
         d["protocol"] = "old"
         d.update(_old_short(b, o, direction))
-    elif kind == KIND_NEW:
+    elif kind == KIND_NEW and b[o + 2] != new.REPLY_STATUS:
         d["protocol"] = "new"
         d.update(_new_frame(b, o, length, direction))
-        if d["kind"] == "status":
-            st = status if status is not None else Status()
-            if new.decode_status(b, o, st) == 0:
-                d.update(status_dict(st))
-            else:
-                d["valid"] = False
-                d["error"] = "bad_length"
+    else:
+        generation = old if kind == KIND_OLD_STATUS else new
+        d["protocol"] = "old" if kind == KIND_OLD_STATUS else "new"
+        if kind == KIND_NEW:
+            d.update(_new_frame(b, o, length, direction))  # function, address
+        d["kind"] = "status"
+        st = status if status is not None else Status()
+        err = generation.decode_status(b, o, st)
+        if err:
+            d["valid"] = False
+            d["error"] = DECODE_ERRORS.get(err, "bad_length")
+            d.update(empty_status())
+        else:
+            temps = None
+            if kind == KIND_NEW and st.probe_slots > st.probe_count:
+                temps = new.probe_temps(b, o)  # more slots than a Status keeps: all of them
+            if probes >= 0:
+                fit_probes(st, probes)
+                if temps is not None:
+                    temps = temps[:probes]
+            d.update(status_dict(st))
+            if temps is not None:
+                d["temperatures_c"] = temps
     d["length"] = length
     return d
 

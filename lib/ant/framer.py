@@ -49,6 +49,7 @@ DROP_BAD_TRAILER = const(4)
 DROP_UNKNOWN_FUNCTION = const(5)
 DROP_TRUNCATED = const(6)
 DROP_OVERLAP = const(7)
+DROP_BAD_CELL_COUNT = const(8)  # a status frame of either generation claiming > 32 cells
 REASONS = (
     "noise",
     "bad_header",
@@ -58,7 +59,10 @@ REASONS = (
     "unknown_function",
     "truncated",
     "overlap",
+    "bad_cell_count",
 )
+_MAX_CELLS = const(32)  # ant.status.MAX_CELLS
+_OLD_CELL_COUNT = const(123)
 
 OLD_STATUS_LEN = const(140)
 # Largest NEW frame: LEN is one byte, plus 10 framing bytes, plus the 6-byte
@@ -213,6 +217,8 @@ class Framer:
             return 0
         if sum16(b, h + 4, h + 138) != (b[h + 138] << 8) | b[h + 139]:
             return -DROP_BAD_CHECKSUM - 1
+        if b[h + _OLD_CELL_COUNT] > _MAX_CELLS:
+            return -DROP_BAD_CELL_COUNT - 1  # 32 cell slots: the same rule as NEW frames
         self.length = OLD_STATUS_LEN
         return KIND_OLD_STATUS
 
@@ -238,7 +244,9 @@ class Framer:
                 self._need = 10
                 return 0
             cells = b[h + 9]
-            if cells > 32 or length != 106 + 2 * cells + 2 * b[h + 8]:
+            if cells > _MAX_CELLS:
+                return -DROP_BAD_CELL_COUNT - 1
+            if length != 106 + 2 * cells + 2 * b[h + 8]:
                 return -DROP_BAD_LENGTH - 1
         if avail < total - 2:
             self._need = total - 2

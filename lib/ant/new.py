@@ -6,6 +6,11 @@
 # slot count t: o = 2n + 2t, total = 116 + o. Byte 46+o is the DISCHARGE
 # MOSFET state and 47+o the CHARGE MOSFET state (reference §3.4; several
 # public implementations have them swapped).
+#
+# The builder saturates every value at its field's range, as a unit's own
+# firmware clamps what it reports: the current field (i16, 0.1 A) holds
+# +-3276.7 A, the capacities (u32 µAh) 4294.967295 Ah, and a fitted probe
+# never reads -40 °C, which the frame reserves for "absent" (it reads -39).
 from array import array
 
 from ticks import wrap_add
@@ -18,6 +23,8 @@ except ImportError:  # CPython
 
 from ant.checksum import crc16_modbus
 from ant.status import (
+    ERR_CELL_COUNT,
+    ERR_LENGTH,
     MAX_CELLS,
     MAX_PROBES,
     NOT_REPORTED,
@@ -92,8 +99,6 @@ _STATUS_FIXED = const(116)  # status frame length without cell/probe blocks
 
 _I32_LIMIT = const(0x1FFFFFFF)
 
-ERR_LENGTH = const(-1)
-
 _split = array("i", [0, 0])
 
 
@@ -140,10 +145,15 @@ def status_offset(b, o):
 
 def decode_status(b, o, st):
     """Fill `st` from the verified status frame (function 0x11) at b[o].
-    Returns 0, or ERR_LENGTH when LEN does not match the announced blocks."""
+    Returns 0, ERR_CELL_COUNT for more than MAX_CELLS cells (as the OLD
+    decoder), or ERR_LENGTH when LEN does not match the announced blocks.
+    Probe slots beyond MAX_PROBES are counted in probe_slots, not stored
+    (read them with probe_temps())."""
     n = b[o + _CELL_COUNT]
     t = b[o + _PROBE_SLOTS]
-    if n > MAX_CELLS or b[o + 5] != 106 + 2 * n + 2 * t:
+    if n > MAX_CELLS:
+        return ERR_CELL_COUNT
+    if b[o + 5] != 106 + 2 * n + 2 * t:
         return ERR_LENGTH
     x = o + 2 * n + 2 * t  # base of the shifted block
     st.protocol = PROTOCOL_NEW
@@ -216,6 +226,23 @@ def decode_status(b, o, st):
 # -- building frames ----------------------------------------------------------
 
 
+def probe_temps(b, o):
+    """Every probe slot's temperature (None = absent) of the verified
+    status frame at b[o], however many slots it announces (a face:
+    allocates)."""
+    n = b[o + _CELL_COUNT]
+    first = o + _CELLS + 2 * n
+    out = []
+    for i in range(b[o + _PROBE_SLOTS]):
+        t = _temp(b, first + 2 * i)
+        out.append(None if t == TEMP_NONE else t)
+    return out
+
+
+def _clamp(v, lo, hi):
+    return lo if v < lo else (hi if v > hi else v)
+
+
 def _put16(b, o, v):
     v &= 0xFFFF
     b[o] = v & 0xFF
@@ -226,6 +253,26 @@ def _put32(b, o, v):
     v &= 0xFFFFFFFF
     _put16(b, o, v)
     _put16(b, o + 2, v >> 16)
+
+
+def _put_u16(b, o, v):
+    _put16(b, o, _clamp(v, 0, 0xFFFF))
+
+
+def _put_i16(b, o, v):
+    _put16(b, o, _clamp(v, -0x8000, 0x7FFF))
+
+
+def _put_u32(b, o, v):
+    _put32(b, o, _clamp(v, 0, 0xFFFFFFFF))
+
+
+def _put_i32(b, o, v):
+    _put32(b, o, _clamp(v, -0x80000000, 0x7FFFFFFF))
+
+
+def _put_temp(b, o, t):
+    _put16(b, o, -40 if t == TEMP_NONE else _clamp(t, -39, 0x7FFF))
 
 
 def seal(b, data_end):
@@ -279,23 +326,22 @@ def build_status(st, buf=None, probe_slots=-1):
     for i in range(n):
         _put16(b, _CELLS + 2 * i, st.cells_mv[i])
     for i in range(t):
-        temp = st.temps_c[i] if i < MAX_PROBES else TEMP_NONE
-        _put16(b, _CELLS + 2 * n + 2 * i, -40 if temp == TEMP_NONE else temp)
+        _put_temp(b, _CELLS + 2 * n + 2 * i, st.temps_c[i] if i < MAX_PROBES else TEMP_NONE)
     x = 2 * n + 2 * t
-    _put16(b, x + _T_MOSFET, -40 if st.mosfet_c == TEMP_NONE else st.mosfet_c)
-    _put16(b, x + _T_BALANCER, -40 if st.balancer_c == TEMP_NONE else st.balancer_c)
-    _put16(b, x + _PACK_V, st.pack_cv)
-    _put16(b, x + _CURRENT, -st.current_da)
-    _put16(b, x + _SOC, st.soc_pct)
-    _put16(b, x + _SOH, 100 if st.soh_pct == NOT_REPORTED else st.soh_pct)
+    _put_temp(b, x + _T_MOSFET, st.mosfet_c)
+    _put_temp(b, x + _T_BALANCER, st.balancer_c)
+    _put_u16(b, x + _PACK_V, st.pack_cv)
+    _put_i16(b, x + _CURRENT, -st.current_da)
+    _put_u16(b, x + _SOC, st.soc_pct)
+    _put_u16(b, x + _SOH, 100 if st.soh_pct == NOT_REPORTED else st.soh_pct)
     b[x + _DISCHARGE_MOS] = st.discharge_mos
     b[x + _CHARGE_MOS] = st.charge_mos
     b[x + _BALANCER] = st.balancer
-    _put32(b, x + _CAPACITY, join_1000(st.capacity_mah, st.capacity_uah))
-    _put32(b, x + _REMAINING, join_1000(st.remaining_mah, st.remaining_uah))
-    _put32(b, x + _CYCLE, join_1000(st.cycle_ah, st.cycle_mah))
-    _put32(b, x + _POWER, -st.power_w)
-    _put32(b, x + _RUNTIME, st.runtime_s)
+    _put_u32(b, x + _CAPACITY, join_1000(st.capacity_mah, st.capacity_uah))
+    _put_u32(b, x + _REMAINING, join_1000(st.remaining_mah, st.remaining_uah))
+    _put_u32(b, x + _CYCLE, join_1000(st.cycle_ah, st.cycle_mah))
+    _put_i32(b, x + _POWER, -st.power_w)
+    _put_u32(b, x + _RUNTIME, st.runtime_s)
     _put16(b, x + _BALANCING, st.balancing_lo)
     _put16(b, x + _BALANCING + 2, st.balancing_hi)
     _put16(b, x + _MAX_MV, st.cell_max_mv)
@@ -310,13 +356,13 @@ def build_status(st, buf=None, probe_slots=-1):
     _put16(b, x + _COMPARATOR, st.comparator_raw)
     _put16(b, x + _CHEMISTRY, 0xFAF2 if st.chemistry == NOT_REPORTED else st.chemistry)
     if st.total_discharged_ah != NOT_REPORTED:
-        _put32(b, x + _TOTAL_DSG, join_1000(st.total_discharged_ah, st.total_discharged_mah))
+        _put_u32(b, x + _TOTAL_DSG, join_1000(st.total_discharged_ah, st.total_discharged_mah))
     if st.total_charged_ah != NOT_REPORTED:
-        _put32(b, x + _TOTAL_CHG, join_1000(st.total_charged_ah, st.total_charged_mah))
+        _put_u32(b, x + _TOTAL_CHG, join_1000(st.total_charged_ah, st.total_charged_mah))
     if st.total_discharge_time_s != NOT_REPORTED:
-        _put32(b, x + _TOTAL_DSG_TIME, st.total_discharge_time_s)
+        _put_u32(b, x + _TOTAL_DSG_TIME, st.total_discharge_time_s)
     if st.total_charge_time_s != NOT_REPORTED:
-        _put32(b, x + _TOTAL_CHG_TIME, st.total_charge_time_s)
+        _put_u32(b, x + _TOTAL_CHG_TIME, st.total_charge_time_s)
     seal(b, x + 112)
     return b
 

@@ -4,6 +4,11 @@
 # buffer; build_status() writes the frame a real unit would send for a Status
 # (the simulator and the round-trip tests use it); short_frame() builds the
 # 6-byte request/command frames.
+#
+# The builder saturates every value at its field's range, as a unit's own
+# firmware clamps what it reports (a capacity beyond 4294.967295 Ah reads as
+# that, never as the low 32 bits), and a fitted probe never reads -40 °C,
+# which the frame reserves for "absent" (it reads -39).
 from array import array
 
 from ticks import wrap_add
@@ -16,6 +21,7 @@ except ImportError:  # CPython
 
 from ant.checksum import sum16
 from ant.status import (
+    ERR_CELL_COUNT,
     MAX_CELLS,
     MAX_PROBES,
     NOT_REPORTED,
@@ -110,11 +116,13 @@ def _temp(b, o):
 
 
 def decode_status(b, o, st):
-    """Fill `st` from the verified 140-byte frame at b[o]. Returns 0."""
-    st.protocol = PROTOCOL_OLD
+    """Fill `st` from the verified 140-byte frame at b[o]. Returns 0, or
+    ERR_CELL_COUNT (st untouched) when it claims more than MAX_CELLS cells:
+    the frame has 32 cell slots, and the NEW decoder refuses the same."""
     n = b[o + _CELL_COUNT]
     if n > MAX_CELLS:
-        n = MAX_CELLS
+        return ERR_CELL_COUNT
+    st.protocol = PROTOCOL_OLD
     st.cell_count = n
     cells = st.cells_mv
     for i in range(MAX_CELLS):
@@ -181,6 +189,10 @@ def decode_status(b, o, st):
 # -- building frames (simulator, round trip, tools) -------------------------
 
 
+def _clamp(v, lo, hi):
+    return lo if v < lo else (hi if v > hi else v)
+
+
 def _put16(b, o, v):
     v &= 0xFFFF
     b[o] = v >> 8
@@ -193,8 +205,20 @@ def _put32(b, o, v):
     _put16(b, o + 2, v)
 
 
+def _put_u16(b, o, v):
+    _put16(b, o, _clamp(v, 0, 0xFFFF))
+
+
+def _put_u32(b, o, v):
+    _put32(b, o, _clamp(v, 0, 0xFFFFFFFF))
+
+
+def _put_i32(b, o, v):
+    _put32(b, o, _clamp(v, -0x80000000, 0x7FFFFFFF))
+
+
 def _put_temp(b, o, t):
-    _put16(b, o, -40 if t == TEMP_NONE else t)
+    _put16(b, o, -40 if t == TEMP_NONE else _clamp(t, -39, 0x7FFF))
 
 
 def build_status(st, buf=None):
@@ -207,16 +231,16 @@ def build_status(st, buf=None):
     b[1] = 0x55
     b[2] = 0xAA
     b[3] = 0xFF
-    _put16(b, _PACK_V, st.pack_cv // 10)
+    _put_u16(b, _PACK_V, st.pack_cv // 10)
     n = min(st.cell_count, MAX_CELLS)
     for i in range(n):
         _put16(b, _CELLS + 2 * i, st.cells_mv[i])
-    _put32(b, _CURRENT, -st.current_da)
-    b[_SOC] = st.soc_pct & 0xFF
-    _put32(b, _CAPACITY, join_1000(st.capacity_mah, st.capacity_uah))
-    _put32(b, _REMAINING, join_1000(st.remaining_mah, st.remaining_uah))
-    _put32(b, _CYCLE, join_1000(st.cycle_ah, st.cycle_mah))
-    _put32(b, _RUNTIME, st.runtime_s)
+    _put_i32(b, _CURRENT, -st.current_da)
+    b[_SOC] = _clamp(st.soc_pct, 0, 0xFF)
+    _put_u32(b, _CAPACITY, join_1000(st.capacity_mah, st.capacity_uah))
+    _put_u32(b, _REMAINING, join_1000(st.remaining_mah, st.remaining_uah))
+    _put_u32(b, _CYCLE, join_1000(st.cycle_ah, st.cycle_mah))
+    _put_u32(b, _RUNTIME, st.runtime_s)
     _put_temp(b, _T_MOSFET, st.mosfet_c)
     _put_temp(b, _T_BALANCER, st.balancer_c)
     for i in range(_PROBES):
@@ -227,7 +251,7 @@ def build_status(st, buf=None):
     _put16(b, _TIRE, 1000 if st.tire_mm == NOT_REPORTED else st.tire_mm)
     _put16(b, _PULSES, 23 if st.pulses == NOT_REPORTED else st.pulses)
     b[_RELAY] = 0 if st.relay == NOT_REPORTED else st.relay
-    _put32(b, _POWER, -st.power_w)
+    _put_i32(b, _POWER, -st.power_w)
     b[_MAX_IDX] = st.cell_max_index
     _put16(b, _MAX_MV, st.cell_max_mv)
     b[_MIN_IDX] = st.cell_min_index

@@ -21,11 +21,14 @@ PROTOCOL_OLD = const(1)
 PROTOCOL_NEW = const(2)
 PROTOCOL_NAMES = ("none", "old", "new")
 
-MAX_CELLS = const(32)
-MAX_PROBES = const(8)
+MAX_CELLS = const(32)  # both generations: a frame claiming more is refused
+MAX_PROBES = const(8)  # probe temperatures kept in a Status (faces read the rest from the frame)
 # Stored for an absent probe (ANT sends -40 °C for a slot with no sensor).
 TEMP_NONE = const(-32768)
 NOT_REPORTED = const(-1)
+# decode_status() results of both generations (0 = decoded).
+ERR_LENGTH = const(-1)  # NEW: LEN does not match the announced cell and probe blocks
+ERR_CELL_COUNT = const(-2)  # more cells than any ANT unit has (MAX_CELLS)
 
 
 class Status:
@@ -117,6 +120,18 @@ _SCALARS = tuple(
     for name in sorted(Status().__dict__)
     if name not in ("cells_mv", "temps_c", "protection", "warning")
 )
+
+
+def fit_probes(st, fitted):
+    """Only the first `fitted` probes are fitted (a configured count: an
+    unfitted OLD slot may read -30 or 0 rather than -40, reference §2.2):
+    the others read absent and are not counted. Allocates nothing."""
+    temps = st.temps_c
+    for i in range(MAX_PROBES):
+        if i >= fitted:
+            temps[i] = TEMP_NONE
+    if st.probe_count > fitted:
+        st.probe_count = fitted
 
 
 def split_1000(hi, lo, out, index):

@@ -8,7 +8,16 @@ from ant import alarms
 from ant.describe import empty_status, status_dict
 from ant.status import PROTOCOL_NAMES
 from link.engine import ERROR_NAMES, ERR_NONE
-from link.model import LINE_HINTS, LINE_NAMES, LINK_HINTS, LINK_NAMES
+from link.model import (
+    HINT_STOPPED,
+    LINE_HINTS,
+    LINE_INTERMITTENT,
+    LINE_NAMES,
+    LINE_SILENT,
+    LINE_SLOW,
+    LINK_HINTS,
+    LINK_NAMES,
+)
 from ticks import ticks_diff
 
 
@@ -26,6 +35,7 @@ def stats_dict(stats):
         "commands_ok": stats.commands_ok,
         "commands_failed": stats.commands_failed,
         "baud_switches": stats.baud_switches,
+        "late_replies": stats.late_replies,
         "errors": stats.errors,
     }
 
@@ -36,10 +46,22 @@ def last_error_dict(stats, now_ms):
     return {"error": ERROR_NAMES[stats.last_error], "age_ms": ticks_diff(now_ms, stats.last_error_ms)}
 
 
-def hint(model):
-    """The one sentence a user needs now."""
+def hint(model, engine=None):
+    """What a user needs to know now, from the link state and the line
+    diagnosis, with the engine's figures where it names a rate or a time."""
     text = LINK_HINTS[model.link]
-    return text if text is not None else LINE_HINTS[model.line]
+    if text is not None:
+        return text
+    line = model.line
+    if line == LINE_SILENT and model.has_data:
+        return HINT_STOPPED
+    if engine is not None:
+        if line == LINE_INTERMITTENT:
+            n, _late, corrupt, none = engine.window()
+            return LINE_HINTS[line] % (engine.loss_pct(), n, none, corrupt)
+        if line == LINE_SLOW:
+            return LINE_HINTS[line] % (engine.reply_ms(), engine.reply_timeout_ms())
+    return LINE_HINTS[line]
 
 
 def describe_link(model, engine, now_ms):
@@ -47,11 +69,13 @@ def describe_link(model, engine, now_ms):
     the alarms of the newest status."""
     age = model.age_ms(now_ms)
     stats = engine.stats
+    loss = engine.loss_pct()
+    reply = engine.reply_ms()
     return {
         "state": LINK_NAMES[model.link],
         "live": model.live(),
         "line": LINE_NAMES[model.line],
-        "hint": hint(model),
+        "hint": hint(model, engine),
         "data_age_ms": None if age < 0 else age,
         "state_age_ms": ticks_diff(now_ms, model.changed_ms),
         "protocol": PROTOCOL_NAMES[model.protocol] if model.protocol else None,
@@ -60,6 +84,13 @@ def describe_link(model, engine, now_ms):
         "passive": model.passive,
         "powered": engine.powered,
         "poll_ms": engine.poll_ms(),
+        # The line's record: the share of the last `window` polls without a
+        # valid reply (None before the first), the BMS's measured reply time
+        # (None before the first) and the reply timeout it earned.
+        "loss_pct": None if loss < 0 else loss,
+        "window": engine.window()[0],
+        "reply_ms": reply if reply else None,
+        "reply_timeout_ms": engine.reply_timeout_ms(),
         "stats": stats_dict(stats),
         "last_error": last_error_dict(stats, now_ms),
         "alarms": alarms.active_alarms(model.status) if model.has_data else [],

@@ -15,6 +15,16 @@
 # master (a display) polls the port, and runs command transactions on a quiet
 # bus. Polling, decoding, state keeping and statistics allocate nothing.
 #
+# It measures the line as it goes: the time the BMS takes to answer (the
+# reply timeout follows it, bounded by the poll interval, so a slow BMS stays
+# live) and the fate of the last _WINDOW polls (answered, late, corrupted,
+# unanswered), so that the diagnosis can tell intermittent replies from a BMS
+# that stopped answering. A reply that comes after its deadline, with nobody
+# else asking, is still ours: never another master's traffic. A display that
+# stops polling is given up after ~1.5 of its own periods (mid-gap, so that a
+# display which merely skipped a poll is not talked into), and polling resumes
+# at once.
+#
 # After a loss the search goes back to what worked every other attempt
 # (link/search.py), so a BMS that slept is back within two poll intervals of
 # answering; link/describe.py is the JSON face of all this.
@@ -27,15 +37,17 @@ except ImportError:  # CPython
 from ant import commands, new, old
 from ant.detect import BAUD_DEFAULT, BAUD_FALLBACK
 from ant.framer import DROP_BAD_CHECKSUM, DROP_NOISE, KIND_NEW, KIND_OLD_SHORT, KIND_OLD_STATUS, Framer
-from ant.status import MAX_PROBES, PROTOCOL_NEW, PROTOCOL_OLD, TEMP_NONE, Status
+from ant.status import PROTOCOL_NEW, PROTOCOL_OLD, Status, fit_probes
 from eventlog import EV_COMMAND, EV_LINK
 from link import command as cmd
 from link.search import Search
 from link.model import (
     LINE_FOREIGN,
+    LINE_INTERMITTENT,
     LINE_NOISE,
     LINE_OK,
     LINE_SILENT,
+    LINE_SLOW,
     LINE_UNKNOWN,
     LINK_ASLEEP,
     LINK_LOST,
@@ -50,10 +62,33 @@ _PHASE_POLL = const(1)  # a status request is out, its reply is due
 _PHASE_COMMAND = const(2)  # a command frame is out, its ACK/echo is due
 
 _QUEUE_DEPTH = const(4)
-_DROP_REASONS = const(8)  # len(ant.framer.REASONS)
+_DROP_REASONS = const(9)  # len(ant.framer.REASONS)
 _ECHO_WINDOW_MS = const(60)
 _DIAGNOSE_AFTER = const(3)  # unanswered polls before a never-seen line is diagnosed
 _AGE_CAP = const(0x10000000)  # ~3.1 days: the data age saturates here
+
+# The fate of each of the last _WINDOW polls of a locked link (the loss rate).
+_WINDOW = const(32)
+OUTCOME_OK = const(0)  # answered in time
+OUTCOME_LATE = const(1)  # answered after its deadline
+OUTCOME_CORRUPT = const(2)  # bytes came, but no valid reply
+OUTCOME_NONE = const(3)  # not a byte
+_LOSSY_MIN = const(2)  # polls lost in the window before the line counts as intermittent
+_LOSSY_PCT = const(10)  # ... and at least this share of them
+_STOPPED_PER_MILLE = const(10)  # a run of losses less likely than 1 % at the window's loss rate: stopped
+# Reply time: the adaptive timeout is the recent peak + 1/4 + this margin,
+# between the default and what the poll interval allows (9/10 of it, at most
+# _TIMEOUT_MAX_MS). Real units answer a status within ~250 ms at 19200 baud
+# (latency <= ~150 ms plus the frame); a reply slower than 3/5 of the default
+# timeout is called slow.
+_TIMEOUT_MARGIN_MS = const(50)
+_TIMEOUT_MAX_MS = const(3000)
+_LATE_MS = const(3000)  # a status later than this after our poll is not taken as its reply
+# A display that stopped polling: leave passive listening in the middle of
+# the gap after its first missed poll (1.5 periods after its last request).
+# A display polling faster than this is given one more period, so that the
+# bridge's exchange (<= ~250 ms) never meets its next request.
+_MID_GAP_MIN_MS = const(600)
 
 # The fastest poll the link carries: one request, the BMS's latency (<= ~150
 # ms) and the longest status frame on the wire must fit (reference §6.4:
@@ -96,6 +131,9 @@ class LinkConfig:
         self.invert_current = False  # per-install sign flip (shunt mounted backwards)
         self.probes_fitted = -1  # -1: trust the BMS; n: only the first n probes exist
         self.passive = True  # allow passive listening when a display polls
+        # The longest the bridge stays passive after another master's last
+        # request; it leaves far earlier once the master has missed a poll of
+        # its own rhythm (1.5 of its periods, or of poll_ms while unknown).
         self.passive_hold_ms = 15000
         self.command_timeout_ms = 15000
         self.command_attempts = 3
@@ -124,6 +162,7 @@ class LinkStats:
         self.commands_ok = 0
         self.commands_failed = 0
         self.baud_switches = 0
+        self.late_replies = 0  # our replies that came after their deadline
         self.last_error = ERR_NONE  # the most recent problem (ERROR_NAMES)
         self.last_error_ms = 0  # ticks when it happened
         self.errors = 0  # problems recorded in total
@@ -159,6 +198,25 @@ class LinkEngine:
         self._last_foreign_poll = 0
         self._foreign_exchange_end = 0
         self._foreign_awaiting = False  # another master's request awaits its reply
+        self._foreign_polls_seen = False  # _last_foreign_poll holds a real stamp
+        # Our polls: when the last one left, what it asked, and how many went
+        # out since the last reply of ours (a reply time is measured only
+        # when exactly one is outstanding, so it is never misattributed; a
+        # status while none is outstanding is never ours).
+        self._poll_sent_ms = 0
+        self._poll_attempt = 0  # detector attempt index of the last poll
+        self._prev_poll_attempt = 0
+        self._poll_counted = False  # sent on a locked link: goes into the window
+        self._poll_rx_bytes = 0  # stats.rx_bytes when it left
+        self._pending_polls = 0
+        self._reply_ms = 0  # reply time of our polls (EMA), 0 = not measured
+        self._reply_peak_ms = 0  # recent worst reply time (slowly decaying)
+        self._timeout_ms = 0  # the adapted reply timeout, 0 = the default
+        self._outcomes = bytearray(_WINDOW)
+        self._outcome_counts = bytearray(4)  # per OUTCOME_*, over the window
+        self._outcome_next = 0
+        self._outcome_len = 0
+        self._tail_lost = 0  # unanswered polls since the last answered one
         self._balance_state = -1  # OLD balancer toggle state from the last echo
         self._started = False
         self.configure(self.config)
@@ -192,13 +250,52 @@ class LinkEngine:
             self.stats.baud_switches = wrap_add(self.stats.baud_switches, 1)
             self.framer.reset()
 
-    def reply_timeout_ms(self):
-        t = self.config.reply_timeout_ms
-        if t:
-            return t
+    def default_timeout_ms(self):
         # Latency of real units (<= ~150 ms before the first byte, reference
         # §6.4) plus the longest status frame on the wire, with margin.
         return 500 if self.baud >= BAUD_DEFAULT else 800
+
+    def reply_timeout_ms(self):
+        """How long a poll waits for its reply: the configured value, else
+        the default, stretched to the BMS's measured reply time (bounded by
+        the poll interval)."""
+        t = self.config.reply_timeout_ms
+        if t:
+            return t
+        base = self.default_timeout_ms()
+        return self._timeout_ms if self._timeout_ms > base else base
+
+    def timeout_limit_ms(self):
+        """The longest the adaptive reply timeout may grow: a poll and its
+        reply must fit in one poll interval."""
+        limit = self.poll_ms() * 9 // 10
+        if limit > _TIMEOUT_MAX_MS:
+            limit = _TIMEOUT_MAX_MS
+        base = self.default_timeout_ms()
+        return limit if limit > base else base
+
+    def reply_ms(self):
+        """The BMS's measured reply time to our status polls (ms from our
+        request to the end of its reply), 0 while not measured."""
+        return self._reply_ms
+
+    def slow(self):
+        """The BMS answers markedly slower than real units do."""
+        return (self._reply_ms > self.default_timeout_ms() * 3 // 5) or self._outcome_counts[OUTCOME_LATE] >= 2
+
+    def window(self):
+        """(polls in the window, answered late, corrupted, unanswered)."""
+        counts = self._outcome_counts
+        return self._outcome_len, counts[OUTCOME_LATE], counts[OUTCOME_CORRUPT], counts[OUTCOME_NONE]
+
+    def loss_pct(self):
+        """Share of the window's polls without a valid reply, -1 when no
+        poll of a locked link has been counted yet."""
+        n = self._outcome_len
+        if not n:
+            return -1
+        counts = self._outcome_counts
+        return (counts[OUTCOME_CORRUPT] + counts[OUTCOME_NONE]) * 100 // n
 
     def poll_ms(self):
         """The poll interval in force: the configured one, but never faster
@@ -259,6 +356,14 @@ class LinkEngine:
         self._last_tx_frame = self.tx
         self.tx = None
         self.stats.tx_frames = wrap_add(self.stats.tx_frames, 1)
+        if self._phase == _PHASE_POLL:
+            self._poll_sent_ms = now_ms
+            self._prev_poll_attempt = self._poll_attempt
+            self._poll_attempt = self.detector.index
+            self._poll_counted = self.detector.locked
+            self._poll_rx_bytes = self.stats.rx_bytes
+            if self._pending_polls < _WINDOW:
+                self._pending_polls += 1
 
     def bus_quiet(self, now_ms):
         if self.framer.pending() or ticks_diff(now_ms, self._last_rx) < self.config.quiet_ms:
@@ -291,7 +396,7 @@ class LinkEngine:
         elif self._phase == _PHASE_COMMAND and ticks_diff(now_ms, self._deadline) >= 0:
             self._command_timed_out(now_ms)
         self._update_state(now_ms)
-        if self.model.passive and ticks_diff(now_ms, self._last_foreign) >= self.config.passive_hold_ms:
+        if self.model.passive and self._other_master_gone(now_ms):
             self._leave_passive(now_ms)
         if self._txn is None and self._queue:
             self._start_command(now_ms)
@@ -320,6 +425,8 @@ class LinkEngine:
             self._last_foreign_poll = old
         if ticks_diff(now_ms, self._last_tx) > _AGE_CAP:
             self._last_tx = old
+        if ticks_diff(now_ms, self._poll_sent_ms) > _AGE_CAP:
+            self._poll_sent_ms = old
 
     def next_wakeup_ms(self, now_ms):
         """How long the driver may sleep before the next tick matters."""
@@ -345,6 +452,10 @@ class LinkEngine:
         self._phase = _PHASE_IDLE
         stats = self.stats
         stats.timeouts = wrap_add(stats.timeouts, 1)
+        if self._poll_counted:
+            self._record(OUTCOME_CORRUPT if stats.rx_bytes != self._poll_rx_bytes else OUTCOME_NONE)
+            if self.model.link == LINK_OK and self.model.line != LINE_FOREIGN:
+                self._set_line(self._quality_line(), now_ms)
         link = self.model.link
         line = self.model.line
         if stats.last_error == ERR_CHECKSUM and ticks_diff(stats.last_error_ms, self._last_tx) >= 0:
@@ -361,6 +472,100 @@ class LinkEngine:
         self.detector.on_timeout()
         self._set_baud(self.detector.baud)
         self._next_poll = now_ms
+
+    # -- what the polls tell about the line ------------------------------------
+
+    def _record(self, outcome):
+        i = self._outcome_next
+        counts = self._outcome_counts
+        if self._outcome_len == _WINDOW:
+            counts[self._outcomes[i]] -= 1
+        else:
+            self._outcome_len += 1
+        self._outcomes[i] = outcome
+        counts[outcome] += 1
+        self._outcome_next = (i + 1) % _WINDOW
+        if outcome >= OUTCOME_CORRUPT:
+            if self._tail_lost < _WINDOW:
+                self._tail_lost += 1
+        else:
+            self._tail_lost = 0
+
+    def _amend_last(self, outcome):
+        # The last poll's reply came after all (late).
+        if not self._outcome_len:
+            return
+        i = (self._outcome_next + _WINDOW - 1) % _WINDOW
+        counts = self._outcome_counts
+        counts[self._outcomes[i]] -= 1
+        self._outcomes[i] = outcome
+        counts[outcome] += 1
+        self._tail_lost = 0
+
+    def _answered(self, now_ms, late):
+        """A reply to our last poll arrived (late: after its deadline)."""
+        pending = self._pending_polls
+        if pending == 1:
+            self._sample_reply(ticks_diff(now_ms, self._poll_sent_ms))
+        self._pending_polls = 0
+        if not self._poll_counted:
+            return  # the search's attempts are not the line's record
+        if not late:
+            self._record(OUTCOME_OK)
+        elif pending:
+            self._amend_last(OUTCOME_LATE)  # its timeout was recorded as a loss
+
+    def _sample_reply(self, ms):
+        if ms < 0:
+            return
+        if ms > _LATE_MS:
+            ms = _LATE_MS
+        ema = self._reply_ms
+        self._reply_ms = ms if not ema else (3 * ema + ms) // 4
+        peak = self._reply_peak_ms
+        # The peak follows a slower reply at once and decays by 1/8 per faster one.
+        self._reply_peak_ms = ms if ms > peak else peak - (peak - ms) // 8
+        timeout = self._reply_peak_ms + self._reply_peak_ms // 4 + _TIMEOUT_MARGIN_MS
+        limit = self.timeout_limit_ms()
+        self._timeout_ms = timeout if timeout < limit else limit
+
+    def _lossy(self):
+        counts = self._outcome_counts
+        lost = counts[OUTCOME_CORRUPT] + counts[OUTCOME_NONE]
+        return lost >= _LOSSY_MIN and lost * 100 >= _LOSSY_PCT * self._outcome_len
+
+    def _intermittent(self):
+        """The polls before the current run of losses were lossy enough that
+        this run is likely just more of the same (not a BMS that stopped)."""
+        tail = self._tail_lost
+        counts = self._outcome_counts
+        n = self._outcome_len - tail
+        lost = counts[OUTCOME_CORRUPT] + counts[OUTCOME_NONE] - tail
+        if lost < 1:
+            return False  # no loss the BMS recovered from: nothing says it will
+        chance = 1000  # per mille: how likely a run this long is at that rate
+        for _ in range(tail):
+            chance = chance * lost // n
+        return chance >= _STOPPED_PER_MILLE
+
+    def _quality_line(self):
+        # Our replies arrive: say how well.
+        if self._lossy():
+            return LINE_INTERMITTENT
+        if self.slow():
+            return LINE_SLOW
+        return LINE_OK
+
+    def _set_line(self, line, now_ms):
+        model = self.model
+        if line == model.line:
+            return
+        if line == LINE_SILENT:
+            self._error(ERR_SILENT, now_ms)
+        elif line == LINE_NOISE:
+            self._error(ERR_NOISE, now_ms)
+        model.line = line
+        model.touch()
 
     # -- frames --------------------------------------------------------------
 
@@ -400,11 +605,12 @@ class LinkEngine:
             return
         self._foreign(now_ms)
         # Another master's poll: note its rhythm to find the gaps.
-        if self._last_foreign_poll:
+        if self._foreign_polls_seen:
             period = ticks_diff(now_ms, self._last_foreign_poll)
             if 50 < period < 60000:
                 self._foreign_period = period if not self._foreign_period else (3 * self._foreign_period + period) // 4
         self._last_foreign_poll = now_ms
+        self._foreign_polls_seen = True
         self._foreign_awaiting = True
 
     def _foreign(self, now_ms):
@@ -420,13 +626,17 @@ class LinkEngine:
         if protocol == PROTOCOL_NEW:
             if new.decode_status(b, o, scratch):
                 return
-        else:
-            old.decode_status(b, o, scratch)
-        ours = self._phase == _PHASE_POLL and protocol == self.detector.protocol
-        if ours:
+        elif old.decode_status(b, o, scratch):
+            return
+        if self._phase == _PHASE_POLL and protocol == self.detector.protocol:
             self._phase = _PHASE_IDLE
             self.detector.on_status(protocol)
-            self.model.line = LINE_OK
+            self._answered(now_ms, False)
+            self.model.line = self._quality_line()
+        elif self._late_reply(protocol, now_ms):
+            self.stats.late_replies = wrap_add(self.stats.late_replies, 1)
+            self._answered(now_ms, True)
+            self.model.line = self._quality_line()
         else:
             # Nobody asked us for this: the BMS answered another master.
             self._foreign(now_ms)
@@ -437,6 +647,31 @@ class LinkEngine:
         if self._txn is not None and self._txn.step == cmd.STEP_VERIFY:
             self._verify(now_ms)
 
+    def _late_reply(self, protocol, now_ms):
+        """A status outside our reply window: ours all the same when we
+        polled recently and nobody else has asked since (a BMS never sends
+        unasked, reference §6.3). Points the search at the attempt it
+        answers. False: another master's exchange."""
+        if not self._pending_polls or ticks_diff(now_ms, self._poll_sent_ms) > _LATE_MS:
+            return False  # our polls are answered (a BMS answers each once): not ours
+        if self._foreign_polls_seen and ticks_diff(self._last_foreign_poll, self._poll_sent_ms) >= 0:
+            return False
+        detector = self.detector
+        if detector.locked and protocol == detector.protocol:
+            return True
+        # Searching: the reply answers our last attempt or the one before
+        # (the search moved on when its deadline passed). Lock onto it.
+        attempt = detector.attempts[self._poll_attempt]
+        if attempt[0] != protocol or attempt[1] != self.baud:
+            attempt = detector.attempts[self._prev_poll_attempt]
+            if attempt[0] != protocol or attempt[1] != self.baud:
+                return False
+        if self._phase == _PHASE_POLL:
+            self._phase = _PHASE_IDLE  # the attempt in flight is moot: this one answered
+        detector.remember(protocol, self.baud, attempt[2])
+        detector.on_status(protocol)
+        return True
+
     def _publish(self, scratch, protocol, now_ms):
         model = self.model
         st = model.status
@@ -446,10 +681,7 @@ class LinkEngine:
             st.power_w = -st.power_w
         fitted = self.config.probes_fitted
         if fitted >= 0:
-            for i in range(fitted, MAX_PROBES):
-                st.temps_c[i] = TEMP_NONE
-            if st.probe_count > fitted:
-                st.probe_count = fitted
+            fit_probes(st, fitted)
         model.has_data = True
         model.fresh_ms = now_ms
         model.protocol = protocol
@@ -479,7 +711,7 @@ class LinkEngine:
             else:
                 state = LINK_LOST
         if state != LINK_OK and self.powered:
-            self._diagnose(now_ms)
+            self._diagnose(state, now_ms)
         if state != model.link:
             if self.log is not None:
                 self.log.add(EV_LINK, state, model.link, 0, now_ms)
@@ -490,7 +722,7 @@ class LinkEngine:
             model.changed_ms = now_ms
             model.touch()
 
-    def _diagnose(self, now_ms):
+    def _diagnose(self, state, now_ms):
         # What the line looks like since the last verified status of ours.
         model = self.model
         if model.passive and ticks_diff(now_ms, self._last_foreign) < self.stale_ms():
@@ -499,21 +731,35 @@ class LinkEngine:
             line = LINE_FOREIGN
         elif not model.has_data and self.detector.rounds == 0 and self.stats.timeouts < _DIAGNOSE_AFTER:
             line = LINE_UNKNOWN  # the first attempts are still out
+        elif state == LINK_STALE and self.detector.locked and self._intermittent():
+            line = LINE_INTERMITTENT  # replies come and go: this gap is one more
         elif self._rx_since_ok == 0:
             line = LINE_SILENT
         elif self._rx_since_ok <= self.framer.pending():
             line = model.line  # every byte so far may be a frame still arriving
         elif self._frames_since_ok == 0:
             line = LINE_NOISE
+        elif model.line == LINE_OK or model.line == LINE_SLOW or model.line == LINE_INTERMITTENT:
+            line = LINE_UNKNOWN
         else:
-            line = model.line if model.line != LINE_OK else LINE_UNKNOWN
-        if line != model.line:
-            if line == LINE_SILENT:
-                self._error(ERR_SILENT, now_ms)
-            elif line == LINE_NOISE:
-                self._error(ERR_NOISE, now_ms)
-            model.line = line
-            model.touch()
+            line = model.line
+        if line != LINE_FOREIGN and model.passive:
+            self._leave_passive(now_ms)  # whoever polled is gone: one diagnosis, ours
+        self._set_line(line, now_ms)
+
+    def _other_master_gone(self, now_ms):
+        """The other master has missed its next poll by half a period (mid
+        gap: a display that merely skipped one is not talked into), or the
+        hold limit passed."""
+        period = self._foreign_period
+        anchor = self._last_foreign_poll if period and self._foreign_polls_seen else self._last_foreign
+        if not period:
+            period = self.poll_ms()
+        hold = period + period // 2 if period >= _MID_GAP_MIN_MS else 2 * period + period // 2
+        limit = self.config.passive_hold_ms
+        if hold > limit:
+            hold = limit
+        return ticks_diff(now_ms, anchor) >= hold and ticks_diff(now_ms, self._last_foreign) >= self.config.quiet_ms
 
     def _leave_passive(self, now_ms):
         # The other master went away: poll again, starting with what its
@@ -610,7 +856,9 @@ class LinkEngine:
         self._phase = _PHASE_COMMAND
         # OLD echoes come within 32-84 ms, NEW ACKs 62-124 ms (reference);
         # the password block of four OLD frames takes longer on the wire.
-        self._deadline = ticks_add(now_ms, 400 if txn.step == cmd.STEP_SEND else 600)
+        # A BMS measured slower than real units gets that much longer.
+        extra = self.reply_timeout_ms() - self.default_timeout_ms()
+        self._deadline = ticks_add(now_ms, (400 if txn.step == cmd.STEP_SEND else 600) + (extra if extra > 0 else 0))
 
     def _may_transmit(self, now_ms):
         if not self.bus_quiet(now_ms):

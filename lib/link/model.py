@@ -20,7 +20,9 @@ LINE_SILENT = 1  # no bytes at all
 LINE_NOISE = 2  # bytes, but never a valid frame
 LINE_FOREIGN = 3  # valid frames from another master (a display)
 LINE_OK = 4  # valid frames answering our requests
-LINE_NAMES = ("unknown", "silent", "noise", "foreign", "ok")
+LINE_INTERMITTENT = 5  # our replies come and go (the loss rate says how often)
+LINE_SLOW = 6  # our replies come, but slower than real units answer
+LINE_NAMES = ("unknown", "silent", "noise", "foreign", "ok", "intermittent", "slow")
 LINE_HINTS = (
     "Waiting for the BMS.",
     "No bytes from the BMS at all. Check that the TTL port's VCC is powered (it needs the "
@@ -32,6 +34,19 @@ LINE_HINTS = (
     "Another master (an ANT display?) polls this port. The bridge listens to the BMS's "
     "replies and sends commands only in the gaps.",
     "Valid frames from the BMS.",
+    # describe.py fills in: loss %, polls in the window, unanswered, corrupted.
+    "Replies are intermittent: %d %% of the last %d polls got no valid reply (%d unanswered, "
+    "%d corrupted). Look for a loose contact in the TTL cable (RX, TX, GND), a long cable "
+    "near power wiring, or a weak isolated supply.",
+    # describe.py fills in: the measured reply time, the timeout in force.
+    "The BMS answers slowly: its replies take about %d ms (real units: under 250 ms). The "
+    "bridge waits up to %d ms for them.",
+)
+# LINE_SILENT after the BMS has answered: it stopped, the line is not dead
+# from the start ("no bytes at all" would send the user to the wiring).
+HINT_STOPPED = (
+    "The BMS has stopped answering: not a byte since its last status. It may be rebooting or "
+    "falling asleep; if it stays silent, check the TTL cable and that its VCC is powered."
 )
 # What a link state asks of the user, where the line diagnosis does not say
 # it better (None: use LINE_HINTS).

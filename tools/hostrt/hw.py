@@ -7,8 +7,10 @@
 #            set_baud() also tells the simulator (`bridge_baud N`), so a
 #            mismatch garbles the bytes as on a real wire
 #   pins     an in-memory table (pins()); ACC and the supply enable are
-#            forwarded to the simulator's control port (`acc 0/1`, `vcc 0/1`,
-#            ANTBRIDGE_SIM_CONTROL=HOST:PORT)
+#            forwarded to the simulator's control port (`acc 0/1`,
+#            `supply 0/1`, ANTBRIDGE_SIM_CONTROL=HOST:PORT). The simulator's
+#            `vcc` is the user's fault (a cut VCC wire): the bridge's supply
+#            never clears it
 #   storage  a directory (ANTBRIDGE_DATA)
 #   clock    the PC's clock (always set), as device seconds since 2024
 #   reset()  exits the process with EXIT_RESET; the next start reads the
@@ -31,7 +33,7 @@ _TICKS_MASK = 0x3FFFFFFF
 _RECONNECT_MS = 300
 
 _pins = {}  # name -> 1 asserted / 0 not
-_FORWARDED = {"acc": "acc", "supply_enable": "vcc"}
+_FORWARDED = {"acc": "acc", "supply_enable": "supply"}
 
 
 def _env(name, default=None):

@@ -6,17 +6,18 @@ from sim.profile import PROFILES
 HELP = {
     "state": "the whole simulated state",
     "acc 0|1": "the ACC input (a rising edge wakes the BMS)",
-    "vcc 0|1": "TTL-side supply; 0 = silent, input ignored",
+    "vcc 0|1": "the TTL port's VCC wire; 0 = unpowered (forced: stays until vcc 1), silent, input ignored",
+    "supply 0|1": "the bridge's isolated supply (the host runtime forwards its supply_enable pin)",
     "bridge_baud N": "the bridge UART's baud; != baud garbles both directions",
     "baud N": "the BMS's own baud",
     "protocol old|new|both": "which request families are answered",
     "fault NAME VALUE": "drop|truncate|flip|garbage (rate 0..1), delay (ms), display (poll ms), silent (s)",
     "fault clear": "all faults off",
-    "current A": "constant current, + = charging (pauses the profile)",
+    "current A": "constant current, + = charging (pauses the profile), within +-3276.7 A",
     "profile NAME": "resume a profile: " + "|".join(PROFILES),
     "soc PCT": "set the state of charge",
     "cell N MV|auto": "pin cell N (1-based) to MV / release it",
-    "temp N|mosfet|balancer C|auto": "pin probe N (1-based) or the MOSFET/balancer sensor",
+    "temp N|mosfet|balancer C|auto": "pin probe N (1-based) or the MOSFET/balancer sensor, -39..200 C",
     "sleep | deepsleep | wake": "force the sleep state",
     "idle_sleep S": "seconds idle (|I| < 0.5 A, ACC low) before sleeping, 0 = never",
     "password SECRET|none": "set / clear the required password",
@@ -78,10 +79,13 @@ def _run(dev, cmd, args, now):
         return {"commands": HELP}
     if cmd == "acc":
         dev.power.set_acc(_bit(args), now)
-    elif cmd == "vcc":
+    elif cmd in ("vcc", "supply"):
         on = _bit(args)
-        dev.power.set_vcc(on)
-        if not on:
+        if cmd == "vcc":
+            dev.power.set_vcc(on)
+        else:
+            dev.power.set_supply(on)
+        if not dev.power.powered():
             dev.wire.clear()  # a reply under way dies with the supply
     elif cmd in ("bridge_baud", "baud"):
         _arity(args, 1, cmd + " N")
@@ -109,7 +113,9 @@ def _run(dev, cmd, args, now):
             dev.display.set_period(dev.faults.display, now)
     elif cmd == "current":
         _arity(args, 1, "current A")
-        dev.profile.set_constant(_float(args[0], "current"))
+        amps = _float(args[0], "current")
+        devmod.check_current(amps)
+        dev.profile.set_constant(amps)
     elif cmd == "profile":
         _arity(args, 1, "profile NAME")
         dev.profile.resume(args[0])
@@ -134,8 +140,9 @@ def _run(dev, cmd, args, now):
     elif cmd == "temp":
         _arity(args, 2, "temp N|mosfet|balancer C|auto")
         value = None if args[1] == "auto" else int(round(_float(args[1], "C")))
-        if value is not None and not -100 <= value <= 200:
-            raise CommandError("C must be -100..200")
+        if value is not None and not devmod.MIN_FITTED_TEMP_C <= value <= 200:
+            raise CommandError("C must be %d..200 (-40 is what the frame sends for an absent probe)"
+                               % devmod.MIN_FITTED_TEMP_C)
         if args[0] == "mosfet":
             dev.pack.pinned_mosfet = value
         elif args[0] == "balancer":

@@ -2,6 +2,7 @@
 # paced bytes out, a pack that evolves with time, and the knobs the control
 # port turns. Sans-IO: every entry point takes `now` (seconds, monotonic).
 import random
+from collections import deque
 
 from ant import new, old
 from ant.framer import Framer
@@ -18,12 +19,18 @@ from sim.registers import Registers
 from sim.wire import Wire, garble
 
 PROTOCOLS = ("old", "new", "both")
+# What the frames can carry (a real unit clamps what it reports the same way;
+# lib/ant's builders saturate, these bounds refuse what no frame can say):
+MAX_CAPACITY_AH = 4294.967  # u32 µAh
+MAX_CURRENT_A = 3276.7  # the NEW frame's i16 in 0.1 A
+MIN_FITTED_TEMP_C = -39  # -40 °C is the frames' "probe absent"
 _LATENCY_MS = {resp.STATUS: (20, 150), resp.ECHO: (32, 84), resp.ACK: (62, 124)}
 _DYNAMICS_STEP_S = 0.05
 _MAX_STEP_S = 1.0  # a stalled host does not make the pack jump
 _QUIET_FLUSH_S = 0.1  # resolve a half-received request after this much silence
 _OLD_PROBE_SLOTS = 4
 _MAX_COMMAND_LOG = 1000
+_REQUEST_LOG = 64  # status requests kept for `state` (time, source)
 
 
 class Config:
@@ -53,6 +60,12 @@ class Config:
             setattr(self, key, value)
 
 
+def check_current(amps):
+    """Refuse a current no status frame can carry (None passes)."""
+    if amps is not None and not -MAX_CURRENT_A <= amps <= MAX_CURRENT_A:
+        raise ValueError("current must be within +-%.1f A (the new frame's field)" % MAX_CURRENT_A)
+
+
 class Device:
     def __init__(self, config, now):
         c = config
@@ -60,6 +73,9 @@ class Device:
             raise ValueError("protocol must be old, new or both")
         if not 0 <= c.temps <= 6:
             raise ValueError("temps must be 0..6")
+        if not 0 < c.capacity_ah <= MAX_CAPACITY_AH:
+            raise ValueError("capacity must be > 0 and at most %.3f Ah (a u32 in µAh)" % MAX_CAPACITY_AH)
+        check_current(c.current)
         self.config = c
         self.protocol = c.protocol
         self.baud = c.baud
@@ -94,13 +110,16 @@ class Device:
         self.balancer_mode = "auto"  # auto | on (manual) | off
         self.buzzer = True
         self.sim_time = 0.0
+        self._start = now
         self._now = now
+        self._frame_time = now
         self._last_step = now
         self._last_rx = now
         self._demand_a = 0.0
         # counters for `state`
         self.requests = 0
         self.display_requests = 0
+        self.request_log = deque(maxlen=_REQUEST_LOG)
         self.commands = []
         self.rejected = 0
         self.collisions = 0
@@ -115,7 +134,7 @@ class Device:
     def receive(self, data, now):
         self._now = now
         self.rx_bytes += len(data)
-        if not self.power.vcc or self.bridge_baud != self.baud:
+        if not self.power.powered() or self.bridge_baud != self.baud:
             self.rx_ignored += len(data)  # unpowered, or unreadable at this baud
             return
         if self.display.busy(now):
@@ -132,6 +151,7 @@ class Device:
             self._on_frame(frame, framer.kind, now, "bridge")
 
     def _on_frame(self, frame, kind, now, source):
+        self._frame_time = now
         if not self.answers(now):
             self.unanswered += 1
             return
@@ -174,7 +194,7 @@ class Device:
             while framer.flush():
                 frame = bytes(framer.buf[framer.start : framer.start + framer.length])
                 self._on_frame(frame, framer.kind, now, "bridge")
-        if self.power.vcc:
+        if self.power.powered():
             request = self.display.due(now, self.protocol)
             if request is not None:
                 # The bridge sees the request on the bus; the BMS has read it
@@ -196,7 +216,7 @@ class Device:
 
     def pump(self, now):
         """Bytes that reached the bridge's RX by `now`."""
-        if not self.power.vcc:
+        if not self.power.powered():
             return b""
         return self.wire.pump(now)
 
@@ -234,8 +254,10 @@ class Device:
         return self.power.answers(now) and not self.faults.is_silent(now)
 
     def count_request(self, source):
+        """A status request answered (`requests` counts the bridge's)."""
         if source == "bridge":
             self.requests += 1
+        self.request_log.append((round(self._frame_time - self._start, 3), source))
 
     def permitted(self):
         return self.password is None or self.authed
@@ -404,6 +426,8 @@ class Device:
             "awake": self.answers(now),
             "sleep": self.power.state,
             "vcc": self.power.vcc,
+            "supply": self.power.supply,
+            "powered": self.power.powered(),
             "acc": self.power.acc,
             "rebooting": self.power.rebooting(now),
             "protocol": self.protocol,
@@ -430,6 +454,7 @@ class Device:
             "runtime_s": self.runtime_s(),
             "requests": self.requests,
             "display_requests": self.display_requests,
+            "recent_requests": [list(r) for r in self.request_log],
             "commands": list(self.commands),
             "rejected": self.rejected,
             "collisions": self.collisions,

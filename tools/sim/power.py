@@ -1,6 +1,11 @@
 # Power and wake model of the BMS's TTL side (reference §6.1 leaves it open;
 # this is the model the bridge firmware is written against):
-#   - VCC 0: the isolated TTL side is unpowered: nothing is sent or heard.
+#   - the TTL side is powered only while both hold: the bridge's isolated
+#     supply is on (`supply`, which the host runtime forwards from the
+#     bridge's supply_enable pin) and the VCC wire carries it (`vcc`, a fault
+#     the user forces: a cut wire, a dead converter; it stays until cleared,
+#     whatever the bridge does with its supply). Unpowered, nothing is sent
+#     or heard.
 #   - sleep: after idle_sleep_s real seconds with |I| < 0.5 A and ACC low the
 #     BMS stops answering; a rising ACC edge or a charging current wakes it.
 #   - deep sleep (shutdown control, `deepsleep`): only a rising ACC edge wakes.
@@ -12,8 +17,9 @@ _IDLE_A = 0.5
 
 
 class Power:
-    def __init__(self, idle_sleep_s=0.0, reboot_s=3.0, acc=0, vcc=1):
+    def __init__(self, idle_sleep_s=0.0, reboot_s=3.0, acc=0, vcc=1, supply=1):
         self.vcc = vcc
+        self.supply = supply
         self.acc = acc
         self.state = AWAKE
         self.idle_sleep_s = float(idle_sleep_s)
@@ -24,8 +30,12 @@ class Power:
         self.wakes = 0
         self.sleeps = 0
 
+    def powered(self):
+        """The TTL side has its 3.3 V."""
+        return bool(self.vcc) and bool(self.supply)
+
     def answers(self, now):
-        return bool(self.vcc) and self.state == AWAKE and not self.rebooting(now)
+        return self.powered() and self.state == AWAKE and not self.rebooting(now)
 
     def rebooting(self, now):
         if self.reboot_until is not None and now >= self.reboot_until:
@@ -45,6 +55,9 @@ class Power:
 
     def set_vcc(self, level):
         self.vcc = 1 if level else 0
+
+    def set_supply(self, level):
+        self.supply = 1 if level else 0
 
     def wake(self, now):
         if self.state != AWAKE:

@@ -1,7 +1,12 @@
-# The simulator's I/O: the BMS's TTL port as a TCP byte stream (one client at
-# a time, a new one replaces the old) and optionally as a pty, the control
-# port (line protocol, several clients), the ready file, and the tick loop
-# that advances the device and paces its output.
+# The simulator's I/O: the BMS's TTL port as a TCP byte stream and optionally
+# as a pty, the control port (line protocol, several clients), the ready
+# file, and the tick loop that advances the device and paces its output.
+#
+# The TCP port serves one client at a time, like a TTL port has one bridge: a
+# second client (say `antbms monitor` while `make run`'s firmware holds the
+# port) is refused with BUSY, one text line, and closed, so it can say so
+# instead of fighting the first one for the port. A client that is just
+# going away is waited for briefly (_HANDOVER_S), so a reconnect is served.
 import asyncio
 import json
 import os
@@ -16,6 +21,10 @@ _TICK_S = 0.005  # output pacing granularity: bytes leave in ~5 ms chunks
 _READ_SIZE = 4096
 _MAX_CONTROL_LINE = 4096
 _MAX_TCP_BACKLOG = 1 << 20  # a client that stops reading is cut off after this
+_HANDOVER_S = 0.3  # how long a second client waits for the first to leave
+# Sent to a refused client. No byte of it can start an ANT frame (no 0x5A
+# 'Z', no 0x7E '~'), so a bridge reading it sees noise, never a frame.
+BUSY = b"bmssim: busy: the BMS port already has a client (one at a time)\r\n"
 
 
 def parse_address(text):
@@ -47,11 +56,24 @@ class Server:
     # -- the BMS port over TCP ---------------------------------------------
 
     async def _on_bridge(self, reader, writer):
-        old = self._bridge
+        waited = 0.0
+        try:
+            while self._bridge is not None and waited < _HANDOVER_S:
+                await asyncio.sleep(0.01)
+                waited += 0.01
+        except asyncio.CancelledError:  # shutting down (see below)
+            writer.close()
+            return
+        if self._bridge is not None:
+            self.log("refused a second client %s: the port is in use" % (writer.get_extra_info("peername"),))
+            try:
+                writer.write(BUSY)
+                await writer.drain()
+            except (ConnectionError, OSError):
+                pass
+            writer.close()
+            return
         self._bridge = writer
-        if old is not None:
-            self.log("new bridge connection replaces the old one")
-            old.close()
         sock = writer.get_extra_info("socket")
         if sock is not None:
             import socket
