@@ -2,9 +2,10 @@
 # this accepts connections and keeps the face bounded and self-healing.
 #
 #   cap       at most MAX_CONNECTIONS requests are handled at once; beyond
-#             that, connections wait in the listen backlog, unaccepted. One
-#             that waits while the cap holds for QUEUE_MS is accepted and
-#             answered 503 at once (so a flood drains instead of timing out)
+#             that, connections wait in the listen backlog, unaccepted. When
+#             nothing was accepted for QUEUE_MS while the cap holds (slow
+#             clients hold every slot), the longest-waiting connection is
+#             accepted and answered 503 at once, so the backlog drains
 #   streams   an event stream (SSE) leaves the request cap for its own
 #             (MAX_STREAMS); more streams are refused with 503
 #   timeouts  the request (line, headers, body) must arrive within
@@ -13,6 +14,10 @@
 #             A connection past its deadline is closed and its handler
 #             cancelled by the reaper (one loop, not a timer per read)
 #   headers   at most MAX_HEADER_LINES lines: more is answered 431
+#   memory    each connection slot owns a response writer made at start
+#             (conn.out): a request's largest pieces of working memory are
+#             never allocated per request (no fragmentation of a long-running
+#             heap) and never shared between requests
 #   always    every accepted connection is answered or closed; a crash of
 #             the server closes the listening socket and every connection,
 #             so the restarted server can bind again at once
@@ -20,6 +25,7 @@
 import asyncio
 import socket
 
+from jsonout import JsonOut
 from ticks import ticks_add, ticks_diff
 from wakeup import Wakeup
 
@@ -31,13 +37,14 @@ except ImportError:  # CPython (pyright)
     def const(__value):
         return __value
 
-MAX_CONNECTIONS = 4
-MAX_STREAMS = 3
+MAX_CONNECTIONS = 2  # one core: more in parallel only adds heap (each ~3 KB at its peak)
+MAX_STREAMS = 2
 QUEUE_MS = 2000
 REQUEST_MS = 5000
 HANDLER_MS = 40000  # > the longest long poll (30 s) and a BMS command (17 s)
 SEND_MS = 10000
 MAX_HEADER_LINES = 40
+OUT_BUF = 384  # each connection's response buffer (views.py writes into it)
 _BACKLOG = const(8)
 _REAP_MS = const(250)
 _BUSY = b'HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 2\r\nConnection: close\r\n\r\n{"ok": false, "reason": "busy: too many connections, try again"}'
@@ -53,9 +60,10 @@ class Conn:
     """One connection: the stream microdot reads and writes, with the
     deadline the reaper enforces."""
 
-    def __init__(self, server, sock, addr):
+    def __init__(self, server, sock, addr, out):
         self.server = server
         self.sock = sock
+        self.out = out  # this connection's JsonOut (from the server's pool)
         # MicroPython's asyncio Stream reads and writes (the stub knows
         # only CPython's split reader/writer).
         self.stream = asyncio.StreamReader(sock, {"peername": addr})  # pyright: ignore
@@ -119,6 +127,9 @@ class Conn:
                 return
 
     def close(self):
+        if self.out is not None:
+            self.server.writers.append(self.out)  # back to the pool
+            self.out = None
         if not self.closed:
             self.closed = True
             try:
@@ -148,10 +159,11 @@ class HttpServer:
         self.beat = None  # callable(): the supervisor's heartbeat
         self.sock = None
         self.conns = []
+        self.writers = [JsonOut(OUT_BUF) for _ in range(MAX_CONNECTIONS + MAX_STREAMS)]
         self.active = 0  # requests being handled (the cap)
         self.streams = 0  # open event streams
         self.slot = Wakeup()  # fired when a connection ends
-        self._capped_ms = -1  # ticks since the cap has held, -1 = below it
+        self._accepted_ms = 0  # ticks of the last accept (or of the cap filling up)
         # Figures for /api/health.
         self.accepted = 0
         self.busy = 0  # answered 503 at the cap
@@ -183,7 +195,8 @@ class HttpServer:
 
     def _start(self, s2, addr):
         s2.setblocking(False)
-        conn = Conn(self, s2, addr)
+        conn = Conn(self, s2, addr, self.writers.pop())
+        self._accepted_ms = self.clock.ticks_ms()
         self.accepted += 1
         self.active += 1
         self.conns.append(conn)
@@ -217,13 +230,11 @@ class HttpServer:
                     conn.close()
                     if conn.task is not None:
                         conn.task.cancel()
-            if self.active >= MAX_CONNECTIONS:
-                if self._capped_ms < 0:
-                    self._capped_ms = now
-                elif ticks_diff(now, self._capped_ms) >= QUEUE_MS:
-                    self._refuse_one()
-            else:
-                self._capped_ms = -1
+            # At the cap with no accept for QUEUE_MS: whoever waits in the
+            # backlog has waited that long (slow clients hold every slot).
+            if self.active >= MAX_CONNECTIONS and ticks_diff(now, self._accepted_ms) >= QUEUE_MS:
+                if self._refuse_one():
+                    self._accepted_ms = now
             if self.beat is not None:
                 self.beat()
             await asyncio.sleep_ms(_REAP_MS)
@@ -234,7 +245,7 @@ class HttpServer:
         try:
             s2, _addr = self.sock.accept()  # pyright: ignore
         except OSError:
-            return  # nobody waiting
+            return False  # nobody waiting
         self.busy += 1
         try:
             s2.setblocking(True)
@@ -246,6 +257,7 @@ class HttpServer:
             s2.close()
         except OSError:
             pass
+        return True
 
     def close(self):
         """Release everything (a crash or a stop): every connection, then

@@ -6,6 +6,7 @@
 # Used by two builds (see README "The interpreter" and "make firmware"):
 #   tools/micropython_builds/unix_frozen_manifest.py   the 32-bit unix interpreter
 #                                                      the tests and `make run` use
+#                                                      (with tools/hostrt/hw.py as hw)
 #   tools/micropython_builds/esp32_frozen_manifest.py  the ESP32 image
 # Both add their port's own frozen modules (asyncio; on the ESP32 _boot.py,
 # which mounts the filesystem).
@@ -65,6 +66,17 @@ def _site_packages():
     raise OSError("microdot is not installed in .venv (run make setup)")
 
 
+# The unix interpreter's manifest passes host_hw (include(..., host_hw=...),
+# read through `options`): the host runtime's hardware layer is frozen as
+# hw.py in place of the ESP32's, so the host build holds in RAM what the
+# device would.
+options.defaults(host_hw=None)
+host_hw = options.host_hw
+
 freeze("../lib", _modules("../lib"))
-freeze(".", _modules("."))
+if host_hw:
+    freeze(os.path.dirname(host_hw) or ".", os.path.basename(host_hw))
+    freeze(".", [m for m in _modules(".") if m != "hw.py"])
+else:
+    freeze(".", _modules("."))
 package("microdot", files=list(MICRODOT_MODULES), base_path=_site_packages())

@@ -155,7 +155,7 @@ def link_hint(hub):
             return _WAKING_HINT
         if acc.state == _ACC_HELD_OFF:
             return _HELD_OFF_HINT
-    return hint(model)
+    return hint(model, hub.link)
 
 
 def _int_or_null(w, v):
@@ -165,12 +165,12 @@ def _int_or_null(w, v):
         w.integer(v)
 
 
-def link_object(w, hub, now_ms):
-    """The link as lib/link/describe.py's describe_link() has it (the same
-    keys), written without building the dict, plus "age_ms"."""
+# The link as lib/link/describe.py's describe_link() has it (the same keys;
+# tests/test_web.py compares them), plus "age_ms", written in three pieces so
+# the producer can hand the buffer out between them.
+def link_head(w, hub, now_ms):
     model = hub.model
     engine = hub.link
-    stats = engine.stats
     age = model.age_ms(now_ms)
     w.begin_obj()
     w.key("state")
@@ -199,12 +199,31 @@ def link_object(w, hub, now_ms):
     w.boolean(engine.powered)
     w.key("poll_ms")
     w.integer(engine.poll_ms())
+    loss = engine.loss_pct()
+    w.key("loss_pct")
+    _int_or_null(w, None if loss < 0 else loss)
+    w.key("window")
+    w.integer(engine.window_polls())
+    reply = engine.reply_ms()
+    w.key("reply_ms")
+    _int_or_null(w, reply if reply else None)
+    w.key("reply_timeout_ms")
+    w.integer(engine.reply_timeout_ms())
+
+
+def link_stats(w, hub):
+    stats = hub.link.stats
     w.key("stats")
     w.begin_obj()
     for key in _STATS_KEYS:
         w.key(key)
         w.integer(getattr(stats, key))
     w.end_obj()
+
+
+def link_tail(w, hub, now_ms):
+    model = hub.model
+    stats = hub.link.stats
     w.key("last_error")
     if stats.last_error == ERR_NONE:
         w.null()
@@ -235,7 +254,7 @@ def link_object(w, hub, now_ms):
 
 
 _STATS_KEYS = ("frames_ok", "polls", "timeouts", "checksum_errors", "resyncs", "bytes_dropped", "foreign_frames",
-               "rx_bytes", "tx_frames", "commands_ok", "commands_failed", "baud_switches", "errors")
+               "rx_bytes", "tx_frames", "commands_ok", "commands_failed", "baud_switches", "late_replies", "errors")
 
 
 def status_doc(w, hub, now_ms):
@@ -246,7 +265,13 @@ def status_doc(w, hub, now_ms):
     model = hub.model
     w.begin_obj()
     w.key("link")
-    link_object(w, hub, now_ms)
+    link_head(w, hub, now_ms)
+    if w.full():
+        yield
+    link_stats(w, hub)
+    if w.full():
+        yield
+    link_tail(w, hub, now_ms)
     if w.full():
         yield
     w.key("live")

@@ -17,6 +17,7 @@
 # Every error is JSON {"ok": false, "reason": ...} with its status (400, 401,
 # 403, 404, 405, 413, 431, 503). POSTs need "Authorization: Bearer TOKEN".
 # Responses are streamed from a per-request buffer (views.py).
+import gc
 import json
 
 import catalog as C
@@ -35,6 +36,8 @@ _COMMAND_BODY = 256  # a command is a few dozen bytes
 _DRAIN_MAX = 4096  # of a refused body, read and dropped so the client gets its 413
 _PING_MS = 15000  # an idle event stream gets a comment this often
 _BUF = 512  # per-request response buffer
+_MIN_FREE = 6144  # heap a request needs to be answered whole (else 503 at once, never a cut-off reply)
+_HAS_MEM = hasattr(gc, "mem_free")
 
 Request.max_content_length = 16384  # the largest body any route takes (the settings upload)
 Request.max_body_length = _COMMAND_BODY  # larger bodies stay in the stream for their route
@@ -50,15 +53,85 @@ def _one_line(exc):
 _md.print_exception = _one_line
 
 
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 413: "Payload Too Large", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+class _Body:
+    """The body as an async iterator, made once per response (microdot's
+    own body_iter() defines a class on every call)."""
+
+    def __init__(self, body):
+        self.body = body
+        self.done = False
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        body = self.body
+        if hasattr(body, "__next__"):
+            try:
+                return next(body)
+            except StopIteration:
+                raise StopAsyncIteration
+        if self.done or not body:
+            raise StopAsyncIteration
+        self.done = True
+        return body
+
+
+class Reply(Response):
+    """A microdot Response written with less garbage: one write for the
+    status line and the headers, and no class made per body."""
+
+    def body_iter(self):
+        body = self.body
+        return body if hasattr(body, "__anext__") else _Body(body)
+
+    async def write(self, stream):
+        self.complete()
+        head = ["HTTP/1.0 ", str(self.status_code), " ", self.reason or _REASONS.get(self.status_code, "N/A"), "\r\n"]
+        for name, value in self.headers.items():
+            head.append(name)
+            head.append(": ")
+            head.append(str(value))
+            head.append("\r\n")
+        head.append("\r\n")
+        try:
+            await stream.awrite("".join(head).encode())
+            head = None
+            if not self.is_head:
+                it = self.body_iter()
+                async for chunk in it:
+                    await stream.awrite(chunk.encode() if isinstance(chunk, str) else chunk)
+                if hasattr(it, "aclose"):
+                    await it.aclose()
+        except OSError:
+            pass  # the client went away: nothing to answer
+
+
 def error(status, reason):
-    return Response(json.dumps({"ok": False, "reason": reason}), status, {"Content-Type": JSON})
+    return Reply(json.dumps({"ok": False, "reason": reason}), status, {"Content-Type": JSON})
 
 
-def streamed(producer_factory, content_type=JSON, status=200):
+def writer(request):
+    """The connection's own response writer (httpserver.Conn.out), or a new
+    one (microdot's test client has no connection)."""
+    conn = request.sock[0] if request is not None and request.sock else None
+    w = getattr(conn, "out", None)
+    if w is None:
+        return JsonOut(_BUF)
+    w.reset()
+    return w
+
+
+def streamed(request, producer_factory, content_type=JSON, status=200):
     """A response written piece by piece: producer_factory(w) is a views
-    generator writing into w."""
-    w = JsonOut(_BUF)
-    return Response(w.chunks(producer_factory(w)), status, {"Content-Type": content_type})
+    generator writing into the connection's writer."""
+    w = writer(request)
+    return Reply(w.chunks(producer_factory(w)), status, {"Content-Type": content_type})
 
 
 async def _drain(request, limit):
@@ -80,12 +153,12 @@ class EventStream:
     on every change (coalesced: a slow client gets the newest, never a
     queue), a comment when idle."""
 
-    def __init__(self, hub, sub, now_fn):
+    def __init__(self, hub, sub, now_fn, w):
         self.hub = hub
         self.sub = sub
         self.now_fn = now_fn
         self._chunks = None
-        self._w = JsonOut(_BUF)
+        self._w = w
         self._first = True
 
     def __aiter__(self):
@@ -115,10 +188,39 @@ class EventStream:
         self.sub.close()
 
 
+class Routes(Microdot):
+    """Microdot with its routes found by exact path in one dict: every path
+    here is fixed, so no regular expression is compiled (each would stay in
+    RAM) and a request tries no pattern (each try allocates)."""
+
+    def mount(self, subapp, url_prefix="", local=False):
+        # Sub-apps are mounted non-local (their handlers apply app-wide), so
+        # once their routes are in the table neither they nor microdot's
+        # url_map entries are needed.
+        Microdot.mount(self, subapp, url_prefix, local)
+        table = getattr(self, "table", {})
+        for methods, pattern, handler, prefix, _sub in self.url_map:
+            table.setdefault(pattern.url_pattern, []).append((methods, handler, prefix, None))
+        self.table = table
+        self.url_map = []
+        subapp.url_map = []
+
+    def find_route(self, req):
+        method = "GET" if req.method == "HEAD" else req.method
+        req.url_args = {}
+        entries = self.table.get(req.path)
+        if entries is None:
+            return 404, "", None
+        for methods, handler, prefix, sub in entries:
+            if method in methods:
+                return handler, prefix, sub
+        return 405, entries[0][2], entries[0][3]
+
+
 def create(hub, control, clock, health, on_client=None, names=(), commands=()):
     """The microdot app. `health()`: the /api/health dict; `on_client(now)`:
     a request came in (ACC keep-awake "client" mode)."""
-    app = Microdot()
+    app = Routes()
     reads = Microdot()
     actions = Microdot()
     live = Microdot()
@@ -134,6 +236,10 @@ def create(hub, control, clock, health, on_client=None, names=(), commands=()):
             conn.handling()
         if on_client is not None:
             on_client(clock.ticks_ms())
+        if _HAS_MEM and gc.mem_free() < _MIN_FREE:
+            gc.collect()
+            if gc.mem_free() < _MIN_FREE:
+                return error(503, "low on memory, try again")
         return None
 
     for code, why in ((400, "malformed request"), (404, "not found"), (405, "method not allowed"),
@@ -171,7 +277,7 @@ def create(hub, control, clock, health, on_client=None, names=(), commands=()):
             finally:
                 sub.close()
         now = clock.ticks_ms()
-        return streamed(lambda w: views.status_doc(w, hub, now))
+        return streamed(request, lambda w: views.status_doc(w, hub, now))
 
     @reads.get("/api/events")
     async def events(request):
@@ -181,34 +287,34 @@ def create(hub, control, clock, health, on_client=None, names=(), commands=()):
             return error(400, "limit must be an integer")
         limit = min(max(limit, 1), 64)
         now = clock.ticks_ms()
-        return streamed(lambda w: views.events_doc(w, hub.log, names, commands, now, limit))
+        return streamed(request, lambda w: views.events_doc(w, hub.log, names, commands, now, limit))
 
     @reads.get("/api/health")
     async def health_route(request):
         d = health()
-        return streamed(lambda w: views.dict_doc(w, d))
+        return streamed(request, lambda w: views.dict_doc(w, d))
 
     @reads.get("/api/outputs")
     async def outputs_get(request):
         relays = hub.relays
         now = clock.ticks_ms()
         d = {"outputs": [relays.describe(i, now) for i in range(relays.count)], "flags": list(control.flags)}
-        return streamed(lambda w: views.dict_doc(w, d))
+        return streamed(request, lambda w: views.dict_doc(w, d))
 
     @reads.get("/api/energy")
     async def energy(request):
         d = hub.energy.describe()
-        return streamed(lambda w: views.dict_doc(w, d))
+        return streamed(request, lambda w: views.dict_doc(w, d))
 
     @reads.get("/metrics")
     async def metrics(request):
         now = clock.ticks_ms()
-        return streamed(lambda w: views.metrics(w, hub, now), "text/plain; version=0.0.4")
+        return streamed(request, lambda w: views.metrics(w, hub, now), "text/plain; version=0.0.4")
 
     @reads.get("/")
     async def index(request):
         now = clock.ticks_ms()
-        return streamed(lambda w: page.render(w, hub, now, health()), "text/html; charset=UTF-8")
+        return streamed(request, lambda w: page.render(w, hub, now, health()), "text/html; charset=UTF-8")
 
     # -- the live stream ------------------------------------------------------------------------
 
@@ -223,7 +329,7 @@ def create(hub, control, clock, health, on_client=None, names=(), commands=()):
         if conn is not None and hasattr(conn, "stream_mode") and not conn.stream_mode():
             sub.close()
             return error(503, "too many live streams")
-        return Response(EventStream(hub, sub, clock.ticks_ms), 200,
+        return Reply(EventStream(hub, sub, clock.ticks_ms, writer(request)), 200,
                         {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
 
     # -- actions (the control service) -------------------------------------------------------------
@@ -256,7 +362,7 @@ def create(hub, control, clock, health, on_client=None, names=(), commands=()):
             if e.status == 401:
                 r.headers["WWW-Authenticate"] = "Bearer"
             return r
-        return streamed(lambda w: views.dict_doc(w, result))
+        return streamed(request, lambda w: views.dict_doc(w, result))
 
     @actions.post("/api/command")
     async def command(request):

@@ -17,6 +17,7 @@ import settings as settings_mod
 from ant import new
 from ant.status import Status
 from fakehw import FakeHw
+from httpserver import OUT_BUF
 from jsonout import JsonOut
 
 import app as app_mod
@@ -77,8 +78,8 @@ def main():
     asyncio.sleep_ms = clock.sleep_ms
     sup = a.supervisor
     result = {}
-    w = JsonOut(512)
-    sink = bytearray(512)
+    w = JsonOut(OUT_BUF)  # what each connection of the server writes into
+    sink = bytearray(2 * OUT_BUF)
 
     async def referee():
         while hw.now < _WARM_MS:

@@ -65,35 +65,29 @@ F_NO_METRIC = const(4)
 F_NO_HA = const(8)
 F_NULL_IDLE = const(16)  # None when the value is meaningless now (time estimates)
 
-_V = "voltage"
-_A = "current"
-_W = "power"
-_T = "temperature"
-_MEAS = "measurement"
-_TOTAL = "total_increasing"
 
 ROWS = (
     # -- status: the BMS's own figures (the keys of `antbms decode`) --------------
-    ("pack_voltage_v", P_STATUS, K_NUM, "V", -2, "pack_voltage_volts", M_GAUGE, _V, _MEAS, 0, 0x4A),
-    ("current_a", P_STATUS, K_NUM, "A", -1, "pack_current_amperes", M_GAUGE, _A, _MEAS, 0, 0),
-    ("power_w", P_STATUS, K_NUM, "W", 0, "pack_power_watts", M_GAUGE, _W, _MEAS, 0, 0x5C),
-    ("soc_pct", P_STATUS, K_NUM, "%", 0, "state_of_charge_percent", M_GAUGE, "battery", _MEAS, 0, 0x01),
-    ("soh_pct", P_STATUS, K_OPT, "%", 0, "state_of_health_percent", M_GAUGE, None, _MEAS, F_DIAG, 0),
-    ("capacity_ah", P_STATUS, K_SPLIT3, "Ah", -3, "capacity_ampere_hours", M_GAUGE, None, _MEAS, F_DIAG, 0),
-    ("remaining_ah", P_STATUS, K_SPLIT3, "Ah", -3, "remaining_ampere_hours", M_GAUGE, None, _MEAS, 0, 0),
-    ("cycle_ah", P_STATUS, K_SPLIT3, "Ah", 0, "cycle_ampere_hours_total", M_COUNTER, None, _TOTAL, F_DIAG, 0),
-    ("runtime_s", P_STATUS, K_NUM, "s", 0, "bms_runtime_seconds", M_GAUGE, "duration", _TOTAL, F_DIAG, 0),
+    ("pack_voltage_v", P_STATUS, K_NUM, "V", -2, "pack_voltage_volts", M_GAUGE, "voltage", "measurement", 0, 0x4A),
+    ("current_a", P_STATUS, K_NUM, "A", -1, "pack_current_amperes", M_GAUGE, "current", "measurement", 0, 0),
+    ("power_w", P_STATUS, K_NUM, "W", 0, "pack_power_watts", M_GAUGE, "power", "measurement", 0, 0x5C),
+    ("soc_pct", P_STATUS, K_NUM, "%", 0, "state_of_charge_percent", M_GAUGE, "battery", "measurement", 0, 0x01),
+    ("soh_pct", P_STATUS, K_OPT, "%", 0, "state_of_health_percent", M_GAUGE, None, "measurement", F_DIAG, 0),
+    ("capacity_ah", P_STATUS, K_SPLIT3, "Ah", -3, "capacity_ampere_hours", M_GAUGE, None, "measurement", F_DIAG, 0),
+    ("remaining_ah", P_STATUS, K_SPLIT3, "Ah", -3, "remaining_ampere_hours", M_GAUGE, None, "measurement", 0, 0),
+    ("cycle_ah", P_STATUS, K_SPLIT3, "Ah", 0, "cycle_ampere_hours_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
+    ("runtime_s", P_STATUS, K_NUM, "s", 0, "bms_runtime_seconds", M_GAUGE, "duration", "total_increasing", F_DIAG, 0),
     ("cell_count", P_STATUS, K_NUM, "", 0, "cell_count", M_GAUGE, None, None, F_DIAG, 0),
-    ("cell_voltages_v", P_STATUS, K_CELLS, "V", -3, "cell_voltage_volts", M_GAUGE, _V, _MEAS, 0, 0),
-    ("cell_min_v", P_STATUS, K_NUM, "V", -3, "cell_min_voltage_volts", M_GAUGE, _V, _MEAS, 0, 0),
+    ("cell_voltages_v", P_STATUS, K_CELLS, "V", -3, "cell_voltage_volts", M_GAUGE, "voltage", "measurement", 0, 0),
+    ("cell_min_v", P_STATUS, K_NUM, "V", -3, "cell_min_voltage_volts", M_GAUGE, "voltage", "measurement", 0, 0),
     ("cell_min_index", P_STATUS, K_NUM, "", 0, "cell_min_index", M_GAUGE, None, None, F_DIAG, 0),
-    ("cell_max_v", P_STATUS, K_NUM, "V", -3, "cell_max_voltage_volts", M_GAUGE, _V, _MEAS, 0, 0),
+    ("cell_max_v", P_STATUS, K_NUM, "V", -3, "cell_max_voltage_volts", M_GAUGE, "voltage", "measurement", 0, 0),
     ("cell_max_index", P_STATUS, K_NUM, "", 0, "cell_max_index", M_GAUGE, None, None, F_DIAG, 0),
-    ("cell_avg_v", P_STATUS, K_NUM, "V", -3, "cell_avg_voltage_volts", M_GAUGE, _V, _MEAS, 0, 0),
-    ("cell_delta_v", P_STATUS, K_NUM, "V", -3, "cell_delta_voltage_volts", M_GAUGE, _V, _MEAS, 0, 0),
-    ("temperatures_c", P_STATUS, K_PROBES, "°C", 0, "temperature_celsius", M_GAUGE, _T, _MEAS, 0, 0x02),
-    ("mosfet_temp_c", P_STATUS, K_OPT, "°C", 0, "mosfet_temperature_celsius", M_GAUGE, _T, _MEAS, 0, 0),
-    ("balancer_temp_c", P_STATUS, K_OPT, "°C", 0, "balancer_temperature_celsius", M_GAUGE, _T, _MEAS, F_DIAG, 0),
+    ("cell_avg_v", P_STATUS, K_NUM, "V", -3, "cell_avg_voltage_volts", M_GAUGE, "voltage", "measurement", 0, 0),
+    ("cell_delta_v", P_STATUS, K_NUM, "V", -3, "cell_delta_voltage_volts", M_GAUGE, "voltage", "measurement", 0, 0),
+    ("temperatures_c", P_STATUS, K_PROBES, "°C", 0, "temperature_celsius", M_GAUGE, "temperature", "measurement", 0, 0x02),
+    ("mosfet_temp_c", P_STATUS, K_OPT, "°C", 0, "mosfet_temperature_celsius", M_GAUGE, "temperature", "measurement", 0, 0),
+    ("balancer_temp_c", P_STATUS, K_OPT, "°C", 0, "balancer_temperature_celsius", M_GAUGE, "temperature", "measurement", F_DIAG, 0),
     ("charge_mos", P_STATUS, K_STATE, "", 0, "charge_mos", M_GAUGE, None, None, 0, 0),
     ("discharge_mos", P_STATUS, K_STATE, "", 0, "discharge_mos", M_GAUGE, None, None, 0, 0),
     ("balancer", P_STATUS, K_STATE, "", 0, "balancer", M_GAUGE, None, None, 0, 0),
@@ -104,49 +98,49 @@ ROWS = (
     ("system_log", P_STATUS, K_OPT, "", 0, None, M_GAUGE, None, None, F_DIAG | F_NO_HA, 0),
     ("battery_state", P_STATUS, K_OPT, "", 0, None, M_GAUGE, None, None, F_DIAG | F_NO_HA, 0),
     ("chemistry", P_STATUS, K_TEXT, "", 0, None, M_GAUGE, None, None, F_DIAG, 0),
-    ("discharge_gate_v", P_STATUS, K_NUM, "V", -1, None, M_GAUGE, _V, _MEAS, F_DIAG | F_NO_HA, 0),
-    ("charge_gate_v", P_STATUS, K_NUM, "V", -1, None, M_GAUGE, _V, _MEAS, F_DIAG | F_NO_HA, 0),
-    ("total_discharged_ah", P_STATUS, K_SPLIT3, "Ah", 0, "bms_discharged_ampere_hours_total", M_COUNTER, None, _TOTAL, F_DIAG, 0),
-    ("total_charged_ah", P_STATUS, K_SPLIT3, "Ah", 0, "bms_charged_ampere_hours_total", M_COUNTER, None, _TOTAL, F_DIAG, 0),
-    ("total_discharge_time_s", P_STATUS, K_OPT, "s", 0, None, M_GAUGE, "duration", _TOTAL, F_DIAG | F_NO_HA, 0),
-    ("total_charge_time_s", P_STATUS, K_OPT, "s", 0, None, M_GAUGE, "duration", _TOTAL, F_DIAG | F_NO_HA, 0),
-    ("alarms_active", P_STATUS, K_NUM, "", 0, "alarms_active", M_GAUGE, None, _MEAS, F_NO_JSON, 0),
+    ("discharge_gate_v", P_STATUS, K_NUM, "V", -1, None, M_GAUGE, "voltage", "measurement", F_DIAG | F_NO_HA, 0),
+    ("charge_gate_v", P_STATUS, K_NUM, "V", -1, None, M_GAUGE, "voltage", "measurement", F_DIAG | F_NO_HA, 0),
+    ("total_discharged_ah", P_STATUS, K_SPLIT3, "Ah", 0, "bms_discharged_ampere_hours_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
+    ("total_charged_ah", P_STATUS, K_SPLIT3, "Ah", 0, "bms_charged_ampere_hours_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
+    ("total_discharge_time_s", P_STATUS, K_OPT, "s", 0, None, M_GAUGE, "duration", "total_increasing", F_DIAG | F_NO_HA, 0),
+    ("total_charge_time_s", P_STATUS, K_OPT, "s", 0, None, M_GAUGE, "duration", "total_increasing", F_DIAG | F_NO_HA, 0),
+    ("alarms_active", P_STATUS, K_NUM, "", 0, "alarms_active", M_GAUGE, None, "measurement", F_NO_JSON, 0),
     # -- link (JSON: lib/link/describe.py's describe_link, the same sources) -------
     ("state", P_LINK, K_TEXT, "", 0, "link_state", M_GAUGE, "enum", None, F_NO_JSON, 0),
     ("live", P_LINK, K_BOOL, "", 0, "link_live", M_GAUGE, "connectivity", None, F_NO_JSON, 0),
-    ("data_age_s", P_LINK, K_OPT, "s", -3, "data_age_seconds", M_GAUGE, "duration", _MEAS, F_NO_JSON | F_DIAG, 0),
-    ("frames_ok", P_LINK, K_NUM, "", 0, "link_frames_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG, 0),
-    ("polls", P_LINK, K_NUM, "", 0, "link_polls_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG | F_NO_HA, 0),
-    ("timeouts", P_LINK, K_NUM, "", 0, "link_timeouts_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG, 0),
-    ("checksum_errors", P_LINK, K_NUM, "", 0, "link_checksum_errors_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG, 0),
-    ("bytes_dropped", P_LINK, K_NUM, "", 0, "link_bytes_dropped_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG | F_NO_HA, 0),
-    ("foreign_frames", P_LINK, K_NUM, "", 0, "link_foreign_frames_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG | F_NO_HA, 0),
-    ("commands_ok", P_LINK, K_NUM, "", 0, "link_commands_ok_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG | F_NO_HA, 0),
-    ("commands_failed", P_LINK, K_NUM, "", 0, "link_commands_failed_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG | F_NO_HA, 0),
+    ("data_age_s", P_LINK, K_OPT, "s", -3, "data_age_seconds", M_GAUGE, "duration", "measurement", F_NO_JSON | F_DIAG, 0),
+    ("frames_ok", P_LINK, K_NUM, "", 0, "link_frames_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG, 0),
+    ("polls", P_LINK, K_NUM, "", 0, "link_polls_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG | F_NO_HA, 0),
+    ("timeouts", P_LINK, K_NUM, "", 0, "link_timeouts_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG, 0),
+    ("checksum_errors", P_LINK, K_NUM, "", 0, "link_checksum_errors_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG, 0),
+    ("bytes_dropped", P_LINK, K_NUM, "", 0, "link_bytes_dropped_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG | F_NO_HA, 0),
+    ("foreign_frames", P_LINK, K_NUM, "", 0, "link_foreign_frames_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG | F_NO_HA, 0),
+    ("commands_ok", P_LINK, K_NUM, "", 0, "link_commands_ok_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG | F_NO_HA, 0),
+    ("commands_failed", P_LINK, K_NUM, "", 0, "link_commands_failed_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG | F_NO_HA, 0),
     # -- outputs (JSON: the relays' describe(), the same sources) -------------------
     ("output_on", P_OUTPUTS, K_OUTPUTS, "", 0, "output_on", M_GAUGE, None, None, F_NO_JSON, 0),
     ("output_pin", P_OUTPUTS, K_OUTPUTS, "", 0, "output_pin_asserted", M_GAUGE, None, None, F_NO_JSON | F_DIAG | F_NO_HA, 0),
-    ("output_switches", P_OUTPUTS, K_OUTPUTS, "", 0, "output_switches_total", M_COUNTER, None, _TOTAL, F_NO_JSON | F_DIAG | F_NO_HA, 0),
-    ("output_on_seconds", P_OUTPUTS, K_OUTPUTS, "s", 0, "output_on_seconds_total", M_COUNTER, "duration", _TOTAL, F_NO_JSON | F_DIAG | F_NO_HA, 0),
+    ("output_switches", P_OUTPUTS, K_OUTPUTS, "", 0, "output_switches_total", M_COUNTER, None, "total_increasing", F_NO_JSON | F_DIAG | F_NO_HA, 0),
+    ("output_on_seconds", P_OUTPUTS, K_OUTPUTS, "s", 0, "output_on_seconds_total", M_COUNTER, "duration", "total_increasing", F_NO_JSON | F_DIAG | F_NO_HA, 0),
     # -- ACC and the isolated supply ---------------------------------------------------
     ("state", P_ACC, K_TEXT, "", 0, "acc_state", M_GAUGE, "enum", None, F_DIAG, 0),
     ("acc", P_ACC, K_BOOL, "", 0, "acc_asserted", M_GAUGE, None, None, F_DIAG, 0),
     ("supply", P_ACC, K_BOOL, "", 0, "supply_on", M_GAUGE, "power", None, F_DIAG, 0),
-    ("wakes_ok", P_ACC, K_NUM, "", 0, "acc_wakes_total", M_COUNTER, None, _TOTAL, F_DIAG, 0),
-    ("wake_failures", P_ACC, K_NUM, "", 0, "acc_wake_failures_total", M_COUNTER, None, _TOTAL, F_DIAG, 0),
+    ("wakes_ok", P_ACC, K_NUM, "", 0, "acc_wakes_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
+    ("wake_failures", P_ACC, K_NUM, "", 0, "acc_wake_failures_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
     # -- energy counted by the bridge --------------------------------------------------
-    ("charged_kwh", P_ENERGY, K_SPLIT3, "kWh", -3, "charged_kilowatt_hours_total", M_COUNTER, "energy", _TOTAL, 0, 0),
-    ("discharged_kwh", P_ENERGY, K_SPLIT3, "kWh", -3, "discharged_kilowatt_hours_total", M_COUNTER, "energy", _TOTAL, 0, 0),
-    ("charged_ah", P_ENERGY, K_SPLIT3, "Ah", 0, "charged_ampere_hours_total", M_COUNTER, None, _TOTAL, F_DIAG, 0),
-    ("discharged_ah", P_ENERGY, K_SPLIT3, "Ah", 0, "discharged_ampere_hours_total", M_COUNTER, None, _TOTAL, F_DIAG, 0),
-    ("time_to_empty_s", P_ENERGY, K_OPT, "s", 0, "time_to_empty_seconds", M_GAUGE, "duration", _MEAS, F_NULL_IDLE, 0),
-    ("time_to_full_s", P_ENERGY, K_OPT, "s", 0, "time_to_full_seconds", M_GAUGE, "duration", _MEAS, F_NULL_IDLE, 0),
+    ("charged_kwh", P_ENERGY, K_SPLIT3, "kWh", -3, "charged_kilowatt_hours_total", M_COUNTER, "energy", "total_increasing", 0, 0),
+    ("discharged_kwh", P_ENERGY, K_SPLIT3, "kWh", -3, "discharged_kilowatt_hours_total", M_COUNTER, "energy", "total_increasing", 0, 0),
+    ("charged_ah", P_ENERGY, K_SPLIT3, "Ah", 0, "charged_ampere_hours_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
+    ("discharged_ah", P_ENERGY, K_SPLIT3, "Ah", 0, "discharged_ampere_hours_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
+    ("time_to_empty_s", P_ENERGY, K_OPT, "s", 0, "time_to_empty_seconds", M_GAUGE, "duration", "measurement", F_NULL_IDLE, 0),
+    ("time_to_full_s", P_ENERGY, K_OPT, "s", 0, "time_to_full_seconds", M_GAUGE, "duration", "measurement", F_NULL_IDLE, 0),
     ("power_mismatch", P_ENERGY, K_BOOL, "", 0, "power_mismatch", M_GAUGE, "problem", None, F_DIAG, 0),
     # -- the bridge itself ---------------------------------------------------------------
-    ("uptime_s", P_HEALTH, K_NUM, "s", 0, "uptime_seconds", M_GAUGE, "duration", _TOTAL, F_DIAG, 0),
-    ("heap_free", P_HEALTH, K_NUM, "B", 0, "heap_free_bytes", M_GAUGE, "data_size", _MEAS, F_DIAG, 0),
-    ("heap_min_free", P_HEALTH, K_NUM, "B", 0, "heap_min_free_bytes", M_GAUGE, "data_size", _MEAS, F_DIAG | F_NO_HA, 0),
-    ("task_restarts", P_HEALTH, K_NUM, "", 0, "task_restarts_total", M_COUNTER, None, _TOTAL, F_DIAG, 0),
+    ("uptime_s", P_HEALTH, K_NUM, "s", 0, "uptime_seconds", M_GAUGE, "duration", "total_increasing", F_DIAG, 0),
+    ("heap_free", P_HEALTH, K_NUM, "B", 0, "heap_free_bytes", M_GAUGE, "data_size", "measurement", F_DIAG, 0),
+    ("heap_min_free", P_HEALTH, K_NUM, "B", 0, "heap_min_free_bytes", M_GAUGE, "data_size", "measurement", F_DIAG | F_NO_HA, 0),
+    ("task_restarts", P_HEALTH, K_NUM, "", 0, "task_restarts_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
     ("safe_mode", P_HEALTH, K_BOOL, "", 0, "safe_mode", M_GAUGE, "problem", None, F_DIAG, 0),
 )
 COUNT = const(69)
@@ -170,7 +164,8 @@ R_TTE = const(61)
 R_TTF = const(62)
 R_UPTIME = const(64)
 
-# Row fields.
+# Row fields. (Every row is a literal of constants, so the whole table is
+# one constant object: frozen into flash, it costs no RAM.)
 KEY = const(0)
 PART = const(1)
 KIND = const(2)

@@ -33,13 +33,17 @@ except TypeError:
 
 class JsonOut:
     def __init__(self, size=512):
+        # The buffer holds twice `size`: a producer yields once full() (at
+        # `size`), and what it writes before asking must still fit without
+        # the buffer growing (an allocation).
         try:
-            self.io = io.BytesIO(size)  # pyright: ignore  (MicroPython: preallocated capacity)
+            self.io = io.BytesIO(2 * size)  # pyright: ignore  (MicroPython: preallocated capacity)
         except TypeError:  # CPython
             self.io = io.BytesIO()
         self.size = size
         self.comma = False  # a value was written at this level: the next needs ","
         self._digits = bytearray(16)
+        self._out = bytearray(size)  # chunks(): the buffer the chunks are handed out from
 
     # -- the buffer --------------------------------------------------------------
 
@@ -74,12 +78,33 @@ class JsonOut:
 
     def chunks(self, producer):
         """Run the producer (a generator that yields when full()); yield
-        the buffered bytes at each of its pauses and at its end."""
-        for _ in producer:
-            if self.io.tell():
-                yield self.take()
-        if self.io.tell():
-            yield self.take()
+        the buffered bytes at each of its pauses and at its end, as views of
+        one buffer made before the first chunk (once the response has
+        started, little is allocated: a failure then would cut it short). A
+        view is valid until the next one: send it first."""
+        out = self._out
+        view = memoryview(out)
+        io = self.io
+        last = False
+        it = iter(producer)
+        while True:
+            for _ in it:
+                break
+            else:
+                last = True  # the producer is done: hand out the rest
+            n = io.tell()
+            io.seek(0)
+            while n > 0:
+                k = io.readinto(out)
+                if not k:
+                    break
+                if k > n:
+                    k = n
+                n -= k
+                yield view[:k]
+            io.seek(0)
+            if last:
+                return
 
     def text(self, s):
         """Raw text (str or bytes), no quoting."""

@@ -5,14 +5,16 @@ Runs the firmware as an ESP32-WROOM runs it: frozen into a 32-bit
 MicroPython v1.28.0 with the ESP32 port's object model (built from source on
 first use, tools/micropython_builds/interp.py), with a device-sized heap,
 against the BMS simulator (tools/bmssim.py). Only the hardware layer is
-swapped: tools/hostrt/hw.py, compiled to .mpy in build/run/, comes before
-the frozen modules on the path and shadows the frozen firmware/hw.py; its
-UART is a TCP connection to the simulator. Ctrl-C stops both; so does either
-dying.
+swapped: tools/hostrt/hw.py is frozen in place of firmware/hw.py (the
+interpreter's manifest, tools/micropython_builds/unix_frozen_manifest.py);
+its UART is a TCP connection to the simulator. Ctrl-C stops both; so does
+either dying.
 
 --deploy mpy (or ANTBRIDGE_DEPLOY=mpy, also for the end-to-end tests) runs
 lib/, firmware/ and microdot as .mpy files from the filesystem instead, as a
-stock firmware would load them: bytecode and strings then live in the heap.
+stock firmware would load them: bytecode and strings then live in the heap
+(tools/hostrt/hw.py, compiled to .mpy in build/run/, then comes first on the
+path and shadows firmware/hw.py).
 """
 import argparse
 import json
@@ -101,9 +103,9 @@ def build(out, deploy=None):
     out/ (with lib/, firmware/ and microdot for the mpy deployment)."""
     deploy = deploy_mode(deploy)
     frozen = deploy == "frozen"
-    tops = (("tools/hostrt", "hostrt"),)
-    if not frozen:
-        tops = (("lib", "lib"), ("firmware", "firmware")) + tops
+    # Frozen, the host runtime's hw.py is frozen in too (in place of the
+    # ESP32's); as .mpy files it shadows the ESP32 one from the path.
+    tops = () if frozen else (("lib", "lib"), ("firmware", "firmware"), ("tools/hostrt", "hostrt"))
     failures = []
     for top, sub in tops:
         _remove_orphans(os.path.join(ROOT, top), os.path.join(out, sub))
@@ -123,11 +125,10 @@ def build(out, deploy=None):
         micropython = mpbuild.micropython(frozen=frozen)
     except (mpbuild.interp.BuildError, mpbuild.interp.sources.SourceError) as e:
         raise RunError("the MicroPython interpreter: %s" % e)
-    # hostrt first: its hw.py shadows the ESP32 one (frozen or not). Frozen,
-    # nothing else of the firmware is on the filesystem path.
-    dirs = ("hostrt",) if frozen else ("hostrt", "firmware", "lib", "pkgs")
-    paths = [os.path.join(out, d) for d in dirs]
-    micropath = ":".join(paths + [".frozen"]) if frozen else ":".join([".frozen"] + paths)
+    # Frozen: nothing of the firmware on the filesystem path. As .mpy files:
+    # hostrt first, its hw.py shadows the ESP32 one.
+    paths = [os.path.join(out, d) for d in ("hostrt", "firmware", "lib", "pkgs")]
+    micropath = ".frozen" if frozen else ":".join([".frozen"] + paths)
     return Runtime(micropython, micropath, deploy)
 
 

@@ -5,7 +5,6 @@
 # carries "live" and the data age, and a stale, lost, asleep or unpowered
 # link says so together with the wiring hint.
 from ant import alarms
-from ant.describe import empty_status, status_dict
 from ant.status import PROTOCOL_NAMES
 from link.engine import ERROR_NAMES, ERR_NONE
 from link.model import (
@@ -99,7 +98,10 @@ def describe_link(model, engine, now_ms):
 
 def snapshot(model, engine, now_ms):
     """The status (every key of ant.describe's schema, None when there has
-    never been one) plus "live", "data_age_ms" and the "link" dict."""
+    never been one) plus "live", "data_age_ms" and the "link" dict. (The
+    PC tool's view: ant.describe stays out of the firmware's imports.)"""
+    from ant.describe import empty_status, status_dict
+
     d = {}
     d.update(status_dict(model.status) if model.has_data else empty_status())
     age = model.age_ms(now_ms)

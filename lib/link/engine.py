@@ -283,6 +283,10 @@ class LinkEngine:
         """The BMS answers markedly slower than real units do."""
         return (self._reply_ms > self.default_timeout_ms() * 3 // 5) or self._outcome_counts[OUTCOME_LATE] >= 2
 
+    def window_polls(self):
+        """Polls in the window (window()[0], without making a tuple)."""
+        return self._outcome_len
+
     def window(self):
         """(polls in the window, answered late, corrupted, unanswered)."""
         counts = self._outcome_counts
