@@ -34,6 +34,8 @@ class BmsLink:
         self.beat = None  # callable(): the supervisor's heartbeat
         self._buf = bytearray(_RX_SIZE)
         self._frames = -1
+        self._rx_task = None
+        self._rx_error = None
         self._link = -1  # (link state, line, passive) as last published
         self.passes = 0
 
@@ -41,7 +43,7 @@ class BmsLink:
         engine = self.engine
         self.uart.set_baud(engine.baud)
         engine.baud_changed = False
-        rx = asyncio.create_task(self._rx())
+        self._rx_task = rx = asyncio.create_task(self._rx())
         try:
             await self._timer()
         finally:
@@ -55,6 +57,10 @@ class BmsLink:
         hw = self.hw
         engine = self.engine
         while True:
+            error = self._rx_error
+            if error is not None:
+                self._rx_error = None
+                raise error  # the rx loop died: here, where the supervisor sees it
             now = hw.ticks_ms()
             self.step(now)
             if self.beat is not None:
@@ -63,6 +69,12 @@ class BmsLink:
             await asyncio.sleep_ms(wait if wait < _MAX_SLEEP_MS else _MAX_SLEEP_MS)
 
     async def _rx(self):
+        try:
+            await self._rx_loop()
+        except Exception as e:  # handed to the timer loop, which raises it
+            self._rx_error = e
+
+    async def _rx_loop(self):
         hw = self.hw
         engine = self.engine
         uart = self.uart

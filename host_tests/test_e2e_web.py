@@ -209,9 +209,11 @@ def test_three_crashing_boots_then_safe_mode(tmp_path):
         for k in range(3):
             try:
                 Firmware(work, sim, link=LINK, env=crash)
-                raise AssertionError("the injected crash did not stop the boot")
-            except fwproc.run.RunError as e:
+                started = True
+            except (AssertionError, fwproc.run.RunError) as e:
+                started = False
                 assert "exited with code 75" in str(e), e  # reset (hw.reset) after the crash
+            assert not started, "the injected crash did not stop the boot"
         fw = Firmware(work, sim, link=LINK, env=crash)  # the 4th boot: safe mode, the crash is not reached
         try:
             health = fw.get_json("/api/health")

@@ -1,6 +1,6 @@
 # The ESP32-like interpreters themselves (tools/micropython_builds/interp.py):
 # what the binaries report about themselves, the frozen firmware image with
-# the host hardware layer shadowing the frozen firmware/hw.py, and why the
+# the host hardware layer frozen in place of firmware/hw.py, and why the
 # 64-bit build hid allocations the ESP32 makes (31-bit small ints).
 # CPython drives MicroPython processes.
 import json
@@ -40,10 +40,10 @@ def test_the_32_bit_builds_report_the_esp32s_number_model(frozen):
 
 _FROZEN_PROBE = r"""
 import json, sys
-import hw, app, statusview, ticks, microdot
+import hw, app, views, ticks, microdot
 from link import engine
 print(json.dumps({"path": sys.path, "hw": hw.__file__, "host_hw": hasattr(hw, "pins"),
-                  "files": [m.__file__ for m in (app, statusview, ticks, microdot, engine)]}))
+                  "files": [m.__file__ for m in (hw, app, views, ticks, microdot, engine)]}))
 """
 
 
@@ -52,14 +52,12 @@ def test_the_frozen_image_runs_the_firmware_with_the_host_hardware_layer(tmp_pat
     cwd = tmp_path / "data"
     cwd.mkdir()
     doc = run_mp(rt.micropython, _FROZEN_PROBE, env=dict(os.environ, MICROPYPATH=rt.micropath), cwd=str(cwd))
-    hostrt = str(tmp_path / "out" / "hostrt")
-    # Only the compiled host runtime and the frozen modules are on the path:
-    # no filesystem copy of lib/ or firmware/.
-    assert doc["path"] == ["", hostrt, ".frozen"], doc
-    assert doc["hw"] == hostrt + "/hw.mpy" and doc["host_hw"], doc  # tools/hostrt/hw.py shadows firmware/hw.py
-    # The rest came from the image: frozen modules carry their path inside
-    # the image ("app.py", "link/engine.py"), no file of that name exists here.
-    assert doc["files"] == ["app.py", "statusview.py", "ticks.py", "microdot/__init__.py", "link/engine.py"], doc
+    # Only the frozen modules are on the path: no filesystem copy of lib/,
+    # firmware/ or the host runtime. Frozen modules carry their path inside
+    # the image ("app.py", "link/engine.py"); no file of that name exists here.
+    assert doc["path"] == ["", ".frozen"], doc
+    assert doc["host_hw"], doc  # the image's hw.py is tools/hostrt/hw.py (the unix manifest's host_hw)
+    assert doc["files"] == ["hw.py", "app.py", "views.py", "ticks.py", "microdot/__init__.py", "link/engine.py"], doc
     assert os.listdir(cwd) == []
     assert "firmware frozen" in rt.label()
 

@@ -77,7 +77,7 @@ def test_a_path_that_cannot_hold_settings_is_one_clear_error(tmp_path):
 
 def test_main_reports_a_bad_settings_path_in_one_line(tmp_path, monkeypatch, capsys):
     # make run as far as the settings (the build and the ports stubbed out).
-    monkeypatch.setattr(run, "build", lambda out: "")
+    monkeypatch.setattr(run, "build", lambda out, deploy=None: run.Runtime("micropython", ".frozen", "frozen"))
     monkeypatch.setattr(run, "_check_port_free", lambda port: None)
     (tmp_path / "settings.json").mkdir()
     assert run.main(["--data", str(tmp_path)]) == 1

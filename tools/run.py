@@ -347,8 +347,9 @@ def main(argv=None):
         runtime = build(out, args.deploy)
         heap = args.heap or default_heap(runtime.deploy)
         write_settings(args.data)
-        # The simulated BMS falls asleep after 2 idle minutes, as real ones
-        # do: the bridge's ACC wake policy brings it back (watch /api/status).
+        # The simulated BMS falls asleep after 2 idle minutes with ACC low, as
+        # real ones do; the bridge's default keep-awake holds ACC, so it does
+        # not (set acc.keep_awake.mode "off" to watch a wake instead).
         sim_args = ["--protocol", args.protocol, "--cells", str(args.cells), "--idle-sleep-s", str(args.idle_sleep_s)]
         if not args.sim_log:
             sim_args.append("--quiet")
