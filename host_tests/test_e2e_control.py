@@ -6,6 +6,7 @@
 # timestamps) and the simulator's control port. CPython only.
 import json
 import os
+import time
 
 import fwproc
 from fwproc import TOKEN, Firmware, no_crash, alloc_probe, firmware_module, wait_until
@@ -28,6 +29,7 @@ def settings(**extra):
     d = {"outputs": OUTPUTS, "acc": ACC}
     d.update(extra)
     return d
+
 
 
 def bridge(tmp_path, sim_args=(), **fw_kw):
@@ -82,6 +84,64 @@ def test_acc_wakes_after_idle_sleep(tmp_path):
         # waking it: more than one successful wake, and the link comes back.
         wait_until(lambda: fw.status()["acc"]["wakes_ok"] >= 2, 30, 0.2, "two ACC wakes")
         fw.wait_link("ok", timeout_s=15)
+
+
+def test_default_settings_keep_the_bms_awake_and_raise_no_false_alarm(tmp_path):
+    # make run's default configuration (charger and alarm presets, default
+    # ACC) against a BMS that dozes off after 3 idle seconds with ACC low:
+    # the bridge holds ACC, so it never sleeps; no output ever switches.
+    demo = {"outputs": fwproc.run.demo_outputs()}
+    with fwproc.bridge(tmp_path, ["--idle-sleep-s", "3"], link={"listen_first_ms": 100}, settings=demo) as (sim, fw):
+        fw.wait_link("ok")
+        wait_until(lambda: all(o["held_by"] != "boot" for o in outputs(fw)), 15, 0.2, "the boot hold ended")
+        count = fw.get_json("/api/events")["count"]
+        end = time.monotonic() + 40
+        while time.monotonic() < end:
+            assert fw.status()["live"]
+            time.sleep(0.5)
+        state = sim.state()
+        assert state["sleeps"] == 0 and state["acc"] == 1  # ACC held: it never fell asleep
+        new = fw.get_json("/api/events")["events"][: fw.get_json("/api/events")["count"] - count]
+        assert [e for e in new if e["kind"] in ("output", "link", "acc")] == [], new
+        assert [o["state"] for o in outputs(fw)] == ["on", "off", "off"]  # charger on (SOC 70 %), alarm quiet
+
+
+def test_a_routine_sleep_is_woken_before_the_link_is_lost_and_raises_no_alarm(tmp_path):
+    # Keep-awake off: the BMS falls asleep when idle, as real ones do. The
+    # bridge pulses ACC at the first silent stale poll, long before the link
+    # counts as lost: the alarm relay (the preset: stale holds, lost alarms)
+    # never drops.
+    alarm = fwproc.run.demo_outputs()["outputs"][2]
+    cfg = {"outputs": {"outputs": [CHARGER, FAILSAFE_ON, alarm]},
+           "acc": {"keep_awake": {"mode": "off"}, "wake": {"pulse_ms": 400}}}
+    with fwproc.bridge(tmp_path, ["--idle-sleep-s", "3"], link={"listen_first_ms": 100}, settings=cfg) as (sim, fw):
+        fw.wait_link("ok")
+        wait_until(lambda: outputs(fw)[2]["held_by"] != "boot", 15, 0.2, "the boot hold ended")
+        count = fw.get_json("/api/events")["count"]
+        wait_until(lambda: sim.state()["wakes"] >= 3, 45, 0.5, "three sleeps, each woken by ACC")
+        events = fw.get_json("/api/events")["events"][: fw.get_json("/api/events")["count"] - count]
+        links = [e["text"] for e in events if e["kind"] == "link"]
+        assert links and not [t for t in links if "lost" in t or "asleep" in t], links  # only ever stale
+        assert not [e for e in events if e["kind"] == "output" and e["a"] == 2], events  # the alarm relay held
+        assert outputs(fw)[2]["relay"] == "energised"
+
+
+def test_a_requested_shutdown_is_honoured(tmp_path):
+    with bridge(tmp_path, settings=settings(control={"allow_commands": ["shutdown"]})) as (sim, fw):
+        fw.wait_link("ok")
+        status, reply = fw.post_json("/api/command", {"command": "shutdown", "confirm": "shutdown"}, TOKEN)
+        assert status == 200 and reply["ok"] is True, reply
+        assert "will not wake it until you ask" in reply["note"]
+        wait_until(lambda: sim.state()["sleep"] == "deep", 5, 0.1, "the BMS shut down")
+        time.sleep(10)  # far past every wake timing of ACC above
+        state = sim.state()
+        assert state["sleep"] == "deep" and state["wakes"] == 0, state  # no ACC wake undid it
+        doc = fw.status()
+        assert doc["acc"]["state"] == "shut down" and "shut down on request" in doc["link"]["hint"], doc
+        status, reply = fw.post_json("/api/acc/wake", {}, TOKEN)
+        assert status == 200
+        fw.wait_link("ok", timeout_s=15)
+        assert sim.state()["sleep"] == "awake"
 
 
 # -- rules on live data ---------------------------------------------------------------

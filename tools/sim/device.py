@@ -429,6 +429,8 @@ class Device:
             "supply": self.power.supply,
             "powered": self.power.powered(),
             "acc": self.power.acc,
+            "sleeps": self.power.sleeps,  # times it fell asleep (idle, forced or shut down)
+            "wakes": self.power.wakes,
             "rebooting": self.power.rebooting(now),
             "protocol": self.protocol,
             "baud": self.baud,
