@@ -235,3 +235,36 @@ def test_three_crashing_boots_then_safe_mode(tmp_path):
             fw.wait_link("ok")
         finally:
             fw.stop()
+
+
+def test_refused_requests_get_json_and_one_log_line_each(tmp_path):
+    with fwproc.bridge(tmp_path, (), link=LINK) as (sim, fw):
+        junk = (b"GARBAGE\r\n\r\n", b"GET\r\n\r\n", b"GET /api/status HTTP/1.1\r\nNoColonHere\r\n\r\n",
+                b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\n\r\n")
+        # A TLS hello on the plain port: no line ever ends; closed at the
+        # request deadline, unanswered.
+        s = socket.create_connection(("127.0.0.1", fw.port), timeout=10)
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" * 20)
+        t0 = time.monotonic()
+        assert s.recv(4096) == b"" and time.monotonic() - t0 < 7
+        s.close()
+        for raw in junk:
+            s = socket.create_connection(("127.0.0.1", fw.port), timeout=5)
+            s.sendall(raw)
+            reply = b""
+            try:
+                while True:
+                    d = s.recv(4096)
+                    if not d:
+                        break
+                    reply += d
+            except OSError:
+                pass
+            s.close()
+            assert reply.startswith(b"HTTP/1.0 4"), (raw[:40], reply[:80])
+            assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["ok"] is False
+        out, err = fw.output()
+        assert "Traceback" not in out + err
+        lines = [ln for ln in (out + err).splitlines() if ln.startswith("http:")]
+        assert len(lines) <= len(junk) + 1, lines  # at most one line per refused request
+        assert fw.status()["live"] is not None  # and the face still answers

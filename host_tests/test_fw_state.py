@@ -185,3 +185,57 @@ def test_settings_that_once_killed_the_boot_are_refused_with_a_reason(tmp_path, 
     assert s.error and "settings.json" in s.error, s.error
     assert s.api_token == "" and s.program is not None  # defaults: control off, outputs off
     assert "all" in s.rejected or "outputs" in s.rejected
+
+
+# -- a fuzzed corpus: no settings or state file stops a boot ------------------------------
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as hs  # noqa: E402
+
+_scalars = hs.one_of(hs.none(), hs.booleans(), hs.integers(-2**40, 2**40), hs.floats(allow_nan=False),
+                     hs.text(max_size=40))
+_json = hs.recursive(_scalars, lambda kids: hs.one_of(hs.lists(kids, max_size=6),
+                                                      hs.dictionaries(hs.text(max_size=12), kids, max_size=6)),
+                     max_leaves=40)
+_keys = hs.sampled_from(["api_token", "board", "link", "outputs", "acc", "energy", "wifi", "control", "time",
+                         "watchdog", "sense_check_s", "http_port", "energy", "events", "v"])
+_documents = hs.dictionaries(_keys, _json, max_size=8)
+
+
+@hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=_documents, tail=hs.binary(max_size=40), garble=hs.booleans())
+def test_no_settings_file_stops_a_boot(tmp_path, doc, tail, garble):
+    text = json.dumps(doc).encode()
+    if garble:
+        text = text[: len(text) // 2] + tail
+    (tmp_path / "settings.json").write_bytes(text)
+    s = settings_mod.boot_load(str(tmp_path) + "/")  # never raises
+    assert s.program is not None  # the outputs compile (the file's, or the defaults)
+    if s.error is None:
+        assert s.rejected == ()
+    else:
+        assert s.error.startswith("settings.json") and s.rejected
+
+
+@hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=_documents, tail=hs.binary(max_size=40), garble=hs.booleans())
+def test_no_state_file_stops_a_boot(tmp_path, doc, tail, garble):
+    from energy import Energy
+    from rules.engine import Engine
+
+    text = json.dumps(doc).encode()
+    if garble:
+        text = text[: len(text) // 2] + tail
+    (tmp_path / "state.json").write_bytes(text)
+    store = statestore.StateStore(str(tmp_path) + "/")
+    log = EventLog(16)
+    p = persist_mod.Persist(store, log, Clock())
+    energy = Energy(None)
+    s = settings_mod.Settings()
+    rules = Engine(settings_mod.compile_outputs(settings_mod.DEFAULT_OUTPUTS), log)
+    p.add("energy", lambda now: energy.to_dict(), lambda v, now: energy.from_dict(v) and True)
+    p.add("outputs", lambda now: rules.persistent_state(), lambda v, now: rules.restore(v, now))
+    p.add("events", lambda now: log.to_list(), lambda v, now: log.restore(v) and True)
+    p.restore(store.load(), 0)  # never raises; whatever was wrong is in store.error
+    assert s.error is None
+    p.save(0)  # and what is saved next is whole again
+    assert json.loads((tmp_path / "state.json").read_text())["v"] == persist_mod.VERSION

@@ -183,6 +183,23 @@ def test_estimates_are_blank_while_the_link_is_stale():
     assert e.computed_power_w == 0 and e.discharge_power_w == 0
 
 
+def test_no_estimate_once_the_current_stops():
+    # Charging at 20 A for five minutes, then the charger is cut (0 A): the
+    # smoothed current takes minutes to decay, but nothing charges: "time to
+    # full" is gone with the next frame, not minutes later.
+    f = Feed()
+    f.constant(5300, 200, 300)
+    assert f.energy.time_to_full_s > 0 and f.energy.time_to_empty_s == -1
+    f.frame(5300, 0)
+    assert f.energy.time_to_full_s == -1 and f.energy.time_to_empty_s == -1
+    f.constant(5300, 2, 30)  # 0.2 A: below the 0.5 A idle threshold
+    assert f.energy.time_to_full_s == -1 and f.energy.time_to_empty_s == -1
+    f.constant(5300, -100, 1)  # discharging at once, the smoothed current still positive
+    assert f.energy.time_to_full_s == -1 and f.energy.time_to_empty_s == -1
+    f.constant(5300, -100, 600)
+    assert f.energy.time_to_empty_s > 0 and f.energy.time_to_full_s == -1
+
+
 def test_power_mismatch_needs_consecutive_frames():
     f = Feed({"mismatch_frames": 5, "mismatch_tolerance_w": 20, "mismatch_tolerance_pct": 10})
     e = f.energy

@@ -194,3 +194,28 @@ def test_health_and_page(tmp_path):
     assert h["http"]["accepted"] == 0 and h["reset_cause"] == 1
     page = call(a, "GET", "/")
     assert page.status_code == 200 and "<meta name='viewport'" in page.text and "BMS link LOST" in page.text
+
+
+def test_outputs_and_acc_are_told_in_plain_words(tmp_path):
+    a, hw = make_app(tmp_path)
+    live(a, hw)
+    for _ in range(5):  # past the boot hold (a fresh status, then 3 s)
+        a.outputs.step(hw.ticks_ms())
+        hw.advance(1000)
+        a.hub.model.fresh_ms = hw.ticks_ms()
+    doc = call(a, "GET", "/api/status").json
+    alarm = doc["outputs"][2]
+    # The alarm output is off (no protection) and its normally-energised
+    # relay is energised: the state and the relay are named separately.
+    assert alarm["state"] == "off" and alarm["inverted"] is True and alarm["relay"] == "energised", alarm
+    assert alarm["held_by"] == "rule" and alarm["reason"] == "rule off"
+    page = call(a, "GET", "/").text
+    assert "relay energised (normally energised output)" in page
+    assert "(fail-safe)" not in page  # the reason is not repeated as its holder
+    assert doc["acc"]["text"] and doc["acc"]["state"] in ("starting", "idle")
+    # While the bridge wakes the BMS it says so, instead of asking the user to.
+    a.hub.acc.state = 3  # waiting after a pulse
+    a.hub.model.link = 1  # stale
+    doc = call(a, "GET", "/api/status").json
+    assert doc["link"]["hint"] == "The BMS went silent; the bridge is waking it through ACC now."
+    assert doc["acc"]["text"] == "ACC pulse sent; waiting for the BMS to answer"
