@@ -159,7 +159,9 @@ class HttpServer:
         self.beat = None  # callable(): the supervisor's heartbeat
         self.sock = None
         self.conns = []
-        self.writers = [JsonOut(OUT_BUF) for _ in range(MAX_CONNECTIONS + MAX_STREAMS)]
+        # One writer per request slot, made now; a stream's writer is made
+        # when the first stream opens and kept for the next one.
+        self.writers = [JsonOut(OUT_BUF) for _ in range(MAX_CONNECTIONS)]
         self.active = 0  # requests being handled (the cap)
         self.streams = 0  # open event streams
         self.slot = Wakeup()  # fired when a connection ends
@@ -195,7 +197,7 @@ class HttpServer:
 
     def _start(self, s2, addr):
         s2.setblocking(False)
-        conn = Conn(self, s2, addr, self.writers.pop())
+        conn = Conn(self, s2, addr, self.writers.pop() if self.writers else JsonOut(OUT_BUF))
         self._accepted_ms = self.clock.ticks_ms()
         self.accepted += 1
         self.active += 1

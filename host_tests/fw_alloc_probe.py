@@ -79,7 +79,7 @@ def main():
     sup = a.supervisor
     result = {}
     w = JsonOut(OUT_BUF)  # what each connection of the server writes into
-    sink = bytearray(2 * OUT_BUF)
+    sink = bytearray(2 * OUT_BUF)  # (at least the writer's buffer: size + slack)
 
     async def referee():
         while hw.now < _WARM_MS:

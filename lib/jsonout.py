@@ -19,6 +19,7 @@
 import io
 
 _HEADROOM = 96  # a piece of up to this size always fits after full() said no
+_SLACK = 320  # beyond `size`: the longest stretch a producer writes between two full() checks
 _DIGITS = (b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9", b"a", b"b", b"c", b"d", b"e", b"f")
 _HEX = "0123456789abcdef"
 _ESCAPED = ('"', "\\", "\n", "\r", "\t")
@@ -33,11 +34,11 @@ except TypeError:
 
 class JsonOut:
     def __init__(self, size=512):
-        # The buffer holds twice `size`: a producer yields once full() (at
-        # `size`), and what it writes before asking must still fit without
-        # the buffer growing (an allocation).
+        # The buffer holds `size` plus _SLACK: a producer yields once full()
+        # (near `size`), and what it writes before asking must still fit
+        # without the buffer growing (an allocation).
         try:
-            self.io = io.BytesIO(2 * size)  # pyright: ignore  (MicroPython: preallocated capacity)
+            self.io = io.BytesIO(size + _SLACK)  # pyright: ignore  (MicroPython: preallocated capacity)
         except TypeError:  # CPython
             self.io = io.BytesIO()
         self.size = size

@@ -89,6 +89,7 @@ _LATE_MS = const(3000)  # a status later than this after our poll is not taken a
 # A display polling faster than this is given one more period, so that the
 # bridge's exchange (<= ~250 ms) never meets its next request.
 _MID_GAP_MIN_MS = const(600)
+_WAKE_MAX_MS = const(1000)  # the driver ticks at least this often
 
 # The fastest poll the link carries: one request, the BMS's latency (<= ~150
 # ms) and the longest status frame on the wire must fit (reference §6.4:
@@ -433,11 +434,34 @@ class LinkEngine:
             self._poll_sent_ms = old
 
     def next_wakeup_ms(self, now_ms):
-        """How long the driver may sleep before the next tick matters."""
-        if self._phase != _PHASE_IDLE or self.framer.pending() or self._txn is not None:
+        """How long the driver may sleep before the next tick matters, given
+        that it also ticks whenever bytes arrive: the next poll, a reply's
+        deadline, the end of a burst, the moment the data turns stale or
+        lost (so the faces hear of it at once); short while a command runs,
+        another master polls, or the bus must first fall quiet."""
+        if self._txn is not None or self.model.passive:
             return 5
-        wait = ticks_diff(self._next_poll, now_ms)
-        return 5 if wait < 5 else (50 if wait > 50 else wait)
+        if self._phase != _PHASE_IDLE:
+            wait = ticks_diff(self._deadline, now_ms) + 1
+        elif self.framer.pending():
+            wait = self.config.gap_ms - ticks_diff(now_ms, self._last_rx) + 1
+        elif self.powered:
+            wait = ticks_diff(self._next_poll, now_ms)
+            if wait <= 0:
+                return 5  # due, but the bus is busy: look again soon
+        else:
+            wait = _WAKE_MAX_MS
+        model = self.model
+        if model.has_data:
+            age = ticks_diff(now_ms, model.fresh_ms)
+            limit = self.stale_ms()
+            if age >= limit:
+                limit = self.lost_ms()
+            if age < limit and limit - age + 1 < wait:
+                wait = limit - age + 1
+        if wait < 1:
+            return 1
+        return wait if wait < _WAKE_MAX_MS else _WAKE_MAX_MS
 
     # -- polling -------------------------------------------------------------
 
