@@ -442,7 +442,12 @@ class LinkEngine:
         if self._txn is not None or self.model.passive:
             return 5
         if self._phase != _PHASE_IDLE:
+            # The reply's deadline, or the next poll if that comes first (a
+            # reply that arrived meanwhile was ticked by the driver then).
             wait = ticks_diff(self._deadline, now_ms) + 1
+            due = ticks_diff(self._next_poll, now_ms)
+            if self._phase == _PHASE_POLL and due < wait:
+                wait = due if due > 0 else 1
         elif self.framer.pending():
             wait = self.config.gap_ms - ticks_diff(now_ms, self._last_rx) + 1
         elif self.powered:
