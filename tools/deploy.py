@@ -368,6 +368,7 @@ class Plan:
         self.rmdirs = []
         self.settings_created = None  # the starter settings dict when the board had none
         self.manifest = None  # the new manifest (None: the board's is current)
+        self.pending = None  # written first: old and new files, so an interrupted deploy still knows both
 
 
 def _parents(path):
@@ -415,6 +416,9 @@ def plan(files, scan, kind, board, settings_file=None):
     manifest = {"format": MANIFEST_FORMAT, "kind": kind, "board": board, "files": wanted}
     if manifest != old or p.copy or p.remove:
         p.manifest = manifest
+        both = dict(old_files)
+        both.update(wanted)
+        p.pending = dict(manifest, files=both, pending=True)
     return p
 
 
@@ -496,14 +500,18 @@ def deploy(port, board, image=None, frozen=False, resume=False, reset=True, dry_
             len(p.copy), _kb(p.copy), len(p.unchanged), len(p.remove),
             "; settings.json: created" if p.settings_created else "; settings.json: kept"))
         if p.manifest is not None:
-            pending = dict(p.manifest, pending=True)
-            pending["files"] = dict(scan["manifest"].get("files", {}) if isinstance(scan.get("manifest"), dict)
-                                    else {}, **p.manifest["files"])
             manifest_file = os.path.join(tmp, "deploy.json")
             with open(manifest_file, "w") as f:
                 json.dump(p.manifest, f, sort_keys=True)
             copies = p.copy + [(MANIFEST, manifest_file)]
-            out_text = dev.apply(p.dirs, p.remove, p.rmdirs, json.dumps(pending, sort_keys=True), copies, reset)
+            try:
+                out_text = dev.apply(p.dirs, p.remove, p.rmdirs, json.dumps(p.pending, sort_keys=True), copies,
+                                     reset)
+            except DeployError:
+                if p.settings_created:
+                    echo("deploy: the new /settings.json may be on the board already: read its token with "
+                         "mpremote connect %s fs cat :/settings.json" % port)
+                raise
             for line in out_text.splitlines():
                 if line.startswith("cp "):
                     echo("  " + line)
