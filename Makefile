@@ -8,12 +8,13 @@ STAMP   := $(VENV)/.installed
 STUBS   := typings/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test fuzz run setup debs interp firmware help clean
+.PHONY: test fuzz run setup debs interp firmware deploy bench help clean
 
 # Debian packages the targets need; installed with apt-get only when missing.
 # gcc-multilib: the 32-bit (-m32) MicroPython build; git: its sources from
-# GitHub when ../shared/micropython-src is absent.
-DEBS    := python3-venv gcc-multilib git
+# GitHub when ../shared/micropython-src is absent; socat: the fake board
+# (the unix port's REPL on a pty) the deploy tests talk to.
+DEBS    := python3-venv gcc-multilib git socat
 
 setup: debs $(STAMP) $(STUBS)
 
@@ -67,6 +68,30 @@ DRY_RUN  ?=
 firmware: setup
 	$(BIN)/python tools/micropython_builds/firmware.py --board $(BOARD) $(if $(DRY_RUN),--dry-run)
 
+# Put the firmware on a board over its USB serial port (mpremote):
+#   make deploy PORT=/dev/ttyUSB0 BOARD=esp32-devkitc            lib/ and firmware/ as .mpy files
+#                                                                (stock MicroPython; boards with PSRAM)
+#   make deploy PORT=/dev/ttyUSB0 BOARD=esp32-devkitc IMAGE=build/firmware/antbridge-esp32-devkitc-micropython-1.28.0.bin
+#                                                                the frozen image (esptool), then its data files
+# A second deploy copies only what changed; the board's settings.json and
+# state.json are never overwritten. DRY_RUN=1 prints the plan; RESUME=1
+# NO_RESET=1 for the fake board (tools/fakedevice.py). PORT is the serial
+# port here, never make run's HTTP port default.
+IMAGE    ?=
+RESUME   ?=
+NO_RESET ?=
+deploy: setup
+	$(BIN)/python tools/deploy.py --port "$(if $(filter file,$(origin PORT)),,$(PORT))" --board $(BOARD) \
+		$(if $(IMAGE),--image "$(IMAGE)") $(if $(DRY_RUN),--dry-run) $(if $(RESUME),--resume) $(if $(NO_RESET),--no-reset)
+
+# Heap minima (bisection under 4 HTTP clients), decode cost against wire
+# time, the link's fresh-status rate against the line's limit, CPU per
+# minute: writes bench/results.json and prints a table (about an hour; not
+# part of make test). BENCH_ARGS="--quick" for a short smoke run.
+BENCH_ARGS ?=
+bench: setup interp
+	$(BIN)/python tools/bench.py $(BENCH_ARGS)
+
 # Nightly-style framer fuzz: many more hypothesis cases.
 fuzz: setup
 	ANTBRIDGE_FUZZ_EXAMPLES=300000 $(BIN)/pytest host_tests/test_framer_fuzz.py -q
@@ -78,6 +103,10 @@ help:
 	@echo "make interp     build the ESP32-like MicroPython interpreters into build/mp/ (make test/run do it too)"
 	@echo "make firmware   MicroPython image for BOARD=esp32-devkitc|esp32-c3-supermini|esp32-s3-devkitc-1"
 	@echo "                with the firmware frozen in (needs ESP-IDF v5.5.1 or docker); DRY_RUN=1 prints the command"
+	@echo "make deploy     the firmware onto a board: PORT=/dev/ttyUSB0 BOARD=esp32-devkitc (.mpy files, stock MicroPython)"
+	@echo "                IMAGE=build/firmware/....bin flashes the frozen image (esptool) and copies its data files;"
+	@echo "                a second deploy copies only what changed; DRY_RUN=1 prints the plan"
+	@echo "make bench      heap minima, decode cost, link rate, CPU per minute -> bench/results.json (about an hour)"
 	@echo "make fuzz       the framer's hypothesis properties with many more cases"
 	@echo "make setup      .venv with pinned packages, ESP32 stubs, Debian packages"
 	@echo "make clean      remove .venv, typings and build/"

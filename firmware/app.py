@@ -142,7 +142,7 @@ class App:
             relays.enter_safe_mode(now)
             self.bmslink = None
         else:
-            self.bmslink = BmsLink(hw, link, hw.Uart(board, link.baud), hub, alarms)
+            self.bmslink = BmsLink(hw, link, hw.Uart(board, link.baud), hub, alarms, settings.link_poll_rx)
 
         def health():
             return health_doc(self)

@@ -5,9 +5,12 @@
 #          feeds them with their arrival time, and acts on them at once
 #   timer  sleeps until the engine's next deadline (a poll, a reply
 #          timeout, the end of a burst) and ticks it
-# so the task wakes for the bus, not at a fixed rate. After each pass the
-# hub is told what changed (a new status, the link state) and the BMS alarms
-# are compared with the last ones (lib/alarmwatch.py). A pass allocates
+# so the task wakes for the bus, not at a fixed rate. (Settings link.rx
+# "poll", poll_rx: the old design, kept so make bench can measure what
+# waiting saves: no rx loop, the timer loop reads the UART every 10 ms.)
+# After each pass the hub is told what changed (a new status, the link
+# state) and the BMS alarms are compared with the last ones
+# (lib/alarmwatch.py). A pass allocates
 # nothing; waiting on the UART is asyncio's IO queue (a small registration
 # per wait, see README's figures).
 import asyncio
@@ -22,11 +25,13 @@ except ImportError:  # CPython (pyright)
 
 _RX_SIZE = const(256)
 _MAX_SLEEP_MS = const(1000)  # the timer loop also beats the supervisor's heartbeat
+_POLL_RX_MS = const(10)  # link.rx "poll": the timer loop reads the UART this often
 
 
 class BmsLink:
-    def __init__(self, hw, engine, uart, hub, alarms):
+    def __init__(self, hw, engine, uart, hub, alarms, poll_rx=False):
         self.hw = hw
+        self.poll_rx = poll_rx
         self.engine = engine
         self.uart = uart
         self.hub = hub
@@ -43,6 +48,9 @@ class BmsLink:
         engine = self.engine
         self.uart.set_baud(engine.baud)
         engine.baud_changed = False
+        if self.poll_rx:
+            await self._timer()
+            return
         self._rx_task = rx = asyncio.create_task(self._rx())
         try:
             await self._timer()
@@ -56,17 +64,21 @@ class BmsLink:
     async def _timer(self):
         hw = self.hw
         engine = self.engine
+        poll = self.poll_rx
+        limit = _POLL_RX_MS if poll else _MAX_SLEEP_MS
         while True:
             error = self._rx_error
             if error is not None:
                 self._rx_error = None
                 raise error  # the rx loop died: here, where the supervisor sees it
             now = hw.ticks_ms()
+            if poll:
+                self._read(now)
             self.step(now)
             if self.beat is not None:
                 self.beat()
             wait = engine.next_wakeup_ms(now)
-            await asyncio.sleep_ms(wait if wait < _MAX_SLEEP_MS else _MAX_SLEEP_MS)
+            await asyncio.sleep_ms(wait if wait < limit else limit)
 
     async def _rx(self):
         try:
@@ -89,6 +101,16 @@ class BmsLink:
                 engine.feed(buf, n, now)
                 n = uart.readinto(buf) if n == _RX_SIZE else 0
             self.step(now)
+
+    def _read(self, now):
+        """link.rx "poll": feed whatever the UART holds (nothing is fine)."""
+        engine = self.engine
+        uart = self.uart
+        buf = self._buf
+        n = uart.readinto(buf)
+        while n:
+            engine.feed(buf, n, now)
+            n = uart.readinto(buf) if n == _RX_SIZE else 0
 
     def step(self, now):
         """Tick the engine, send what is due, publish what changed."""

@@ -44,7 +44,9 @@ _LINK_KEYS = (
     "command_timeout_ms",
     "command_attempts",
     "verify_frames",
+    "rx",
 )
+RX_MODES = ("wait", "poll")  # link.rx: wait on the UART (default), or read it every 10 ms (the old design)
 
 
 class Settings:
@@ -55,6 +57,7 @@ class Settings:
         self.wifi_ssid = ""
         self.wifi_password = ""
         self.link = LinkConfig()
+        self.link_poll_rx = False  # link.rx "poll": bmslink reads the UART every 10 ms instead of waiting
         self.outputs: object = DEFAULT_OUTPUTS  # the rules config (lib/rules format; None once compiled)
         self.program: object = None  # outputs compiled (rules.program.Program); None = compile DEFAULT_OUTPUTS
         self.acc: object = None  # acc.AccConfig; None = defaults
@@ -143,6 +146,7 @@ def parse(d):
     s.wifi_ssid = schema.string(wifi, "ssid", "wifi", "", max_len=32)
     s.wifi_password = schema.string(wifi, "password", "wifi", "", max_len=64)
     s.link = _link(d.get("link", {}), "link")
+    s.link_poll_rx = schema.string(d.get("link", {}), "rx", "link", "wait", RX_MODES) == "poll"
     s.sense_check_s = schema.number(d, "sense_check_s", "", s.sense_check_s, 0.0, 600.0)
     ctl = schema.obj(d.get("control", {}), "control", ("allow_commands",))
     allow = schema.array(ctl, "allow_commands", "control", [], max_len=len(COMMAND_NAMES))
