@@ -1,0 +1,381 @@
+# Parameter transactions: reading the BMS's settings (all of them, for the
+# vendor app's parameter screen) and writing one with read-back, as a job
+# the link engine runs between its status polls (engine.submit_job()):
+#
+#   OLD read   5A 5A REG 00 00 SUM -> 5A 5A REG hi lo sum (FFFF = not
+#              available), one register per exchange, u32 = two registers
+#   OLD write  [password F1..F4] A5 A5 REG value -> echo, A5 A5 FF 00 00 FF
+#              (apply) -> echo, then the register is read back
+#   NEW read   function 0x02 ADDR LEN -> 0x12 + data (+ FF 0B trailer), one
+#              block per page of the vendor app (ant.params.NEW_PAGES)
+#   NEW write  [0x23 password] 0x22 ADDR LEN data -> 0x42 (+ FF code: 0x0A =
+#              set, needs save), control 0x07 (save) -> 0x61 result 1, then
+#              the address is read back
+#
+# (reference §2.6, §3.1, §3.6, §3.7). The engine decides when a frame may go
+# (a quiet bus, a display's gaps, after a due status poll, after any queued
+# BMS command); this module decides what to send, what a reply means and
+# where a value goes. Each exchange has its own bounded attempts. Values land
+# in a Values store: two 16-bit words and a state per ant.params row, raw.
+# Jobs are face actions: they may allocate (the polls between them do not).
+from array import array
+
+from ant import commands, new, old
+from ant import params as P
+from ant.status import PROTOCOL_NEW, PROTOCOL_OLD
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(__value):  # positional-only, like the stub
+        return __value
+
+# Job states: the same numbers as link.command.
+PENDING = const(0)
+RUNNING = const(1)
+DONE = const(2)
+FAILED = const(3)
+STATE_NAMES = ("pending", "running", "done", "failed")
+
+READ_ALL = const(0)
+WRITE = const(1)
+
+# A value's state in Values.state.
+V_NONE = const(0)  # not read (yet)
+V_OK = const(1)
+V_NA = const(2)  # the OLD BMS answered FFFF: "not available"
+
+# Exchanges (op, a, b) of a plan.
+_AUTH = const(0)
+_OLD_READ = const(1)  # a = register, b = row | _HIGH
+_OLD_WRITE = const(2)  # a = register, b = value
+_OLD_APPLY = const(3)
+_NEW_READ = const(4)  # a = address, b = length
+_NEW_WRITE = const(5)  # a = address, b = length (the value is the job's)
+_NEW_SAVE = const(6)
+_HIGH = const(0x100)  # OLD: this register holds the row's high word
+
+_NEW_SAVE_REG = const(0x07)
+_WRITE_SET = const(0x0A)  # "set OK, needs save" (Wnt's list of write results)
+_WRITE_RESULTS = {1: "no permission: parameter writes need the level-5 (12-character) password",
+                  2: "below the BMS's minimum", 3: "above the BMS's maximum", 5: "wrong password"}
+
+
+def protocol_name(protocol):
+    return "old" if protocol == PROTOCOL_OLD else ("new" if protocol == PROTOCOL_NEW else "unknown")
+
+
+class Values:
+    """The last values read: per ant.params row, the raw low and high word
+    and a state (V_*). Made once, on the first read (a few hundred bytes)."""
+
+    def __init__(self):
+        n = P.COUNT
+        self.lo = array("H", bytes(2 * n))
+        self.hi = array("H", bytes(2 * n))
+        self.state = bytearray(n)
+        self.protocol = 0  # of the values held (ant.status PROTOCOL_*), 0 = none
+        self.read_ms = 0  # ticks when the last full read ended
+        self.read_s = 0  # device clock then (0 = unset or never read)
+        self.complete = False  # a full read has finished
+        self.error = ""  # why the last read failed ("" = it did not)
+
+    def reset(self, protocol):
+        for i in range(P.COUNT):
+            self.state[i] = V_NONE
+        self.protocol = protocol
+        self.complete = False
+        self.read_s = 0
+
+    def raw(self, row):
+        """The raw value of `row` as the BMS holds it (signed where the row
+        is), or None when not read / not available."""
+        if self.state[row] != V_OK:
+            return None
+        lo = self.lo[row]
+        kind = P.ROWS[row][P.KIND]
+        if kind == P.K_U32:
+            return self.hi[row] * 65536 + lo
+        if kind == P.K_I16 and lo & 0x8000:
+            return lo - 0x10000
+        return lo
+
+    def put(self, row, lo, hi, state=V_OK):
+        self.lo[row] = lo
+        self.hi[row] = hi
+        self.state[row] = state
+
+
+class ParamJob:
+    """One parameter transaction. READ_ALL fills `values` with every row of
+    the BMS's generation; WRITE sends `raw` to `row` and reads it back.
+    The engine sets state/reason and calls done_cb(job) at the end."""
+
+    def __init__(self, kind, values, row=-1, raw=0, done_cb=None):
+        self.kind = kind
+        self.values = values
+        self.row = row
+        self.raw = raw
+        self.done_cb = done_cb
+        self.state = PENDING
+        self.reason = ""
+        self.attempts = 0  # of the current exchange
+        self.exchanges = 0  # frames sent in all
+        self.submitted_ms = 0
+        self.since_ms = 0  # when the current exchange became due (its timeout counts from here)
+        self.finished_ms = 0
+        self.code = 255  # the control service's command code (writes are logged), 255 = not logged
+        self.who = 0
+        self.protocol = 0
+        self.password = None
+        self.awaiting = False  # a frame went out and its reply is due
+        self._plan = None  # array("H"): (op, a, b) per exchange
+        self._n = 0
+        self._i = 0
+        self._auth_replies = 0
+        self._auth_last = 0  # OLD: the last password word, echoed when accepted
+        self._zero = False  # OLD: a value-0 reply inside our own echo window
+
+    def finished(self):
+        return self.state >= DONE
+
+    # -- the plan --------------------------------------------------------------
+
+    def begin(self, protocol, password, now_ms):
+        """Plan the exchanges for the BMS's `protocol`; a failure reason, or
+        "" to go."""
+        self.protocol = protocol
+        self.password = password
+        plan = []
+        if self.kind == WRITE:
+            if not P.offered(self.row, protocol):
+                return "not offered by the " + protocol_name(protocol) + " protocol"
+            row = P.ROWS[self.row]
+            if password:
+                plan.append((_AUTH, 0, 0))
+                if protocol == PROTOCOL_OLD:
+                    frames = commands.password(PROTOCOL_OLD, password)
+                    self._auth_last = (frames[21] << 8) | frames[22]
+            if protocol == PROTOCOL_OLD:
+                reg = row[P.OLD_REG]
+                plan.append((_OLD_WRITE, reg, self.raw & 0xFFFF))
+                plan.append((_OLD_APPLY, 0, 0))
+                plan.append((_OLD_READ, reg, self.row))
+            else:
+                addr = row[P.NEW_ADDR]
+                plan.append((_NEW_WRITE, addr, P.size(self.row)))
+                plan.append((_NEW_SAVE, 0, 0))
+                plan.append((_NEW_READ, addr, P.size(self.row)))
+        elif protocol == PROTOCOL_OLD:
+            for i in range(P.COUNT):
+                reg = P.ROWS[i][P.OLD_REG]
+                if reg:
+                    plan.append((_OLD_READ, reg, i))
+                    if P.ROWS[i][P.KIND] == P.K_U32:
+                        plan.append((_OLD_READ, reg + 1, i | _HIGH))
+        elif protocol == PROTOCOL_NEW:
+            for addr, length in P.NEW_PAGES:
+                for i in range(P.COUNT):
+                    a = P.ROWS[i][P.NEW_ADDR]
+                    if addr <= a < addr + length:
+                        plan.append((_NEW_READ, addr, length))
+                        break
+        else:
+            return "the BMS's protocol is not known yet"
+        self._plan = array("H", [0] * (3 * len(plan)))
+        for k in range(len(plan)):
+            op, a, b = plan[k]
+            self._plan[3 * k] = op
+            self._plan[3 * k + 1] = a
+            self._plan[3 * k + 2] = b
+        self._n = len(plan)
+        self._i = 0
+        self.attempts = 1
+        self.since_ms = now_ms
+        return ""
+
+    def steps(self):
+        """(exchanges done, exchanges planned)."""
+        return self._i, self._n
+
+    def _step(self):
+        p = self._plan
+        k = 3 * self._i
+        return p[k], p[k + 1], p[k + 2]  # pyright: ignore[reportOptionalSubscript]
+
+    def frame(self):
+        """The frame of the current exchange."""
+        op, a, b = self._step()
+        self.exchanges += 1
+        protocol = self.protocol
+        if op == _AUTH:
+            return commands.password(protocol, self.password)
+        if op == _OLD_READ:
+            return commands.read_param(PROTOCOL_OLD, a)
+        if op == _OLD_WRITE:
+            return bytes(old.short_frame(old.HEAD_WRITE, a, b))
+        if op == _OLD_APPLY or op == _NEW_SAVE:
+            return commands.control("save", protocol)
+        if op == _NEW_READ:
+            return commands.read_param(PROTOCOL_NEW, a, b)
+        return commands.write_param(PROTOCOL_NEW, a, self.raw, b)[0]
+
+    def reply_ms(self):
+        """How long the reply may take: OLD echoes come within 32-84 ms, NEW
+        ACKs 62-124 ms (reference §6.4); four password frames and a page of
+        up to 158 bytes take longer on the wire."""
+        op, a, b = self._step()
+        if op == _AUTH or (op == _NEW_READ and b > 32):
+            return 600
+        return 400
+
+    def no_reply(self):
+        """What did not come, for the failure reason."""
+        op, a, b = self._step()
+        if op == _AUTH:
+            return "no reply to the password"
+        if op == _OLD_READ:
+            return "no reply to the read of register " + str(a)
+        if op == _NEW_READ:
+            return "no reply to the read of %d bytes at 0x%04X" % (b, a)
+        if op == _OLD_APPLY:
+            return "no echo of the apply frame (A5 A5 FF)"
+        if op == _NEW_SAVE:
+            return "no acknowledgement of the save (control 0x07)"
+        return "no acknowledgement of the write"
+
+    # -- the engine's side ----------------------------------------------------------
+
+    def retry(self):
+        """The exchange is sent again."""
+        self._auth_replies = 0
+        self._zero = False
+
+    def advance(self, now_ms):
+        """The current exchange succeeded: 0 while more follow, else DONE
+        or FAILED (reason set) for the whole job."""
+        self._i += 1
+        self.attempts = 1
+        self.since_ms = now_ms
+        self._auth_replies = 0
+        self._zero = False
+        if self._i < self._n:
+            return 0
+        if self.kind == WRITE:
+            back = self.values.raw(self.row)
+            if back != self.raw:
+                self.reason = "the BMS kept %s instead of %d (read back)" % ("nothing readable" if back is None else str(back),
+                                                                            self.raw)
+                return FAILED
+        return DONE
+
+    def timed_out(self):
+        """The reply deadline passed: True when the exchange counts as
+        answered after all (an OLD value 0 that came inside the echo
+        window, see on_old), else None."""
+        op, a, b = self._step()
+        if op == _OLD_READ and self._zero:
+            self._store_old(0, b)
+            return True
+        return None
+
+    # Each on_* returns None (not this exchange's reply), True (answered) or
+    # a failure reason.
+
+    def on_old(self, b, o, echo):
+        """An OLD 6-byte frame; echo: it matches what we sent moments ago
+        (a bus that shows a master its own bytes)."""
+        op, a, arg = self._step()
+        head = b[o]
+        reg = b[o + 2]
+        value = (b[o + 3] << 8) | b[o + 4]
+        if op == _OLD_READ:
+            if head != old.HEAD_READ or reg != a:
+                return None
+            if echo and value == 0:
+                # Our own request, or a value 0 in the echo window: the same
+                # bytes. A second frame settles it; none by the deadline
+                # means 0 (timed_out()).
+                self._zero = True
+                return None
+            self._store_old(value, arg)
+            return True
+        if head != old.HEAD_WRITE:
+            return None
+        if op == _AUTH:
+            self._auth_replies += 1
+            if reg == old.REG_PASSWORD_1 + 3 and value == self._auth_last:
+                return True  # the last password word echoed: accepted
+            if reg == old.REG_REJECTED and self._auth_replies >= 4:
+                return "wrong password (the BMS rejected it)"
+            return None
+        if reg == old.REG_REJECTED and value == 1:
+            if self.password:
+                return "rejected by the BMS although the password was accepted"
+            return "the BMS requires a password (write rejected)"
+        if (op == _OLD_WRITE and reg == a) or (op == _OLD_APPLY and reg == old.REG_APPLY):
+            return True
+        return None
+
+    def _store_old(self, value, arg):
+        row = arg & 0xFF
+        values = self.values
+        if arg & _HIGH:
+            values.hi[row] = value
+            return
+        if value == 0xFFFF and P.ROWS[row][P.KIND] != P.K_I16:
+            values.put(row, value, 0, V_NA)  # "FFFF = not available" (a signed -1 °C is a value)
+        elif P.ROWS[row][P.KIND] == P.K_U32:
+            values.put(row, value, values.hi[row])  # the high word follows
+        else:
+            values.put(row, value, 0)
+
+    def on_new(self, b, o, length):
+        """A NEW frame other than a status."""
+        op, a, arg = self._step()
+        func = b[o + 2]
+        addr = b[o + 3] | (b[o + 4] << 8)
+        if op == _AUTH:
+            if func != new.REPLY_PASSWORD:
+                return None
+            if b[o + 6] | (b[o + 7] << 8) == 0:
+                return "wrong password (granted level 0)"
+            return True
+        if op == _NEW_READ:
+            if func != new.REPLY_READ or addr != a or b[o + 5] != arg:
+                return None
+            self._store_new(b, o + 6, a, arg)
+            return True
+        if op == _NEW_WRITE:
+            if func != new.REPLY_WRITE or addr != a:
+                return None
+            code = new.reply_trailer_code(b, o, length)
+            if code < 0 or code == 0 or code == _WRITE_SET:
+                return True
+            why = _WRITE_RESULTS.get(code)
+            return "the BMS refused the write: " + (why if why else "result %d" % code)
+        if op == _NEW_SAVE:
+            if func != new.REPLY_CONTROL or b[o + 3] != _NEW_SAVE_REG:
+                return None
+            result = b[o + 6] | (b[o + 7] << 8)
+            if result == 1:
+                return True
+            if result == 3:
+                return "no permission to save: parameter writes need the level-5 (12-character) password"
+            return "the BMS did not save (result %d)" % result
+        return None
+
+    def _store_new(self, b, data, addr, length):
+        values = self.values
+        for i in range(P.COUNT):
+            row = P.ROWS[i]
+            at = row[P.NEW_ADDR]
+            if at < addr or at + P.size(i) > addr + length:
+                continue
+            k = data + at - addr
+            lo = b[k] | (b[k + 1] << 8)
+            hi = b[k + 2] | (b[k + 3] << 8) if row[P.KIND] == P.K_U32 else 0
+            values.put(i, lo, hi)
+
+    def describe(self):
+        return {"state": STATE_NAMES[self.state], "ok": self.state == DONE, "reason": self.reason or None}
