@@ -18,6 +18,7 @@ import catalog as C
 from acc import STATE_NAMES as ACC_STATES
 from alarmwatch import AlarmWatch
 from ant.codes import CHEMISTRY
+from ant.syslog import SysLog
 from control import COMMAND_NAMES, Control
 from energy import Energy
 from eventlog import EV_BOOT, EV_CONFIG, EventLog
@@ -28,6 +29,7 @@ from link.model import LINK_NAMES, Model
 from rules.engine import Engine
 
 import web
+import webparams
 from accwake import AccWake
 from bmslink import BmsLink
 from httpserver import HttpServer
@@ -138,17 +140,20 @@ class App:
         if store.error:
             log.add(EV_CONFIG, 0, CONFIG_STATE, 0, now)
 
+        syslog = SysLog()  # the BMS's own log, as the OLD frames roll it by
+        self.syslog = syslog
         if safe:
             relays.enter_safe_mode(now)
             self.bmslink = None
         else:
-            self.bmslink = BmsLink(hw, link, hw.Uart(board, link.baud), hub, alarms)
+            self.bmslink = BmsLink(hw, link, hw.Uart(board, link.baud), hub, alarms, syslog)
 
         def health():
             return health_doc(self)
 
         client_seen = accwake.client_seen if accwake is not None else None
-        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES)
+        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES,
+                            (webparams.create(hub, control, hw, syslog),))
         self.web = webapp
         self.http = HttpServer(webapp, hw.http_host(), hw.http_port(settings.http_port), hw)
 

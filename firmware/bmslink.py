@@ -25,12 +25,13 @@ _MAX_SLEEP_MS = const(1000)  # the timer loop also beats the supervisor's heartb
 
 
 class BmsLink:
-    def __init__(self, hw, engine, uart, hub, alarms):
+    def __init__(self, hw, engine, uart, hub, alarms, syslog=None):
         self.hw = hw
         self.engine = engine
         self.uart = uart
         self.hub = hub
         self.alarms = alarms  # alarmwatch.AlarmWatch
+        self.syslog = syslog  # ant.syslog.SysLog: the OLD frames' rolling log word
         self.beat = None  # callable(): the supervisor's heartbeat
         self._buf = bytearray(_RX_SIZE)
         self._frames = -1
@@ -96,6 +97,8 @@ class BmsLink:
         if frames != self._frames:
             self._frames = frames
             self.alarms.update(model.status, now)  # logs raised/cleared BMS alarms
+            if self.syslog is not None:
+                self.syslog.update(model.status)
             hub.publish(C.P_STATUS)
         link = model.link << 4 | model.line << 1 | (1 if model.passive else 0)
         if link != self._link:

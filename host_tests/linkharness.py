@@ -255,6 +255,7 @@ class Harness:
         self._bridge_sent = START_MS
         self.wire = []  # (time, frame) of bytes on the engine's RX, for tests
         self.echo = False  # the bus shows the engine its own frames (at once)
+        self.record = True  # keep self.wire (long runs under MicroPython may switch it off)
 
     def run(self, ms, step=5):
         end = ticks_add(self.now, ms)
@@ -326,5 +327,6 @@ class Harness:
         self.now = ticks_add(self.now, step)
 
     def _to_engine(self, frame):
-        self.wire.append((self.now, frame))
+        if self.record:
+            self.wire.append((self.now, frame))
         self.engine.feed(frame, len(frame), self.now)

@@ -191,6 +191,7 @@ class LinkEngine:
         self._txn = None  # the Transaction in flight
         self._jobs = []  # parameter jobs waiting (link/paramjob.py; bounded)
         self._job = None  # the one in flight
+        self._job_turn = False  # a poll went out while a job runs: the job's exchange comes next
         self._phase = _PHASE_IDLE
         self._deadline = 0
         self._next_poll = 0
@@ -457,6 +458,9 @@ class LinkEngine:
             return
         if ticks_diff(now_ms, self._next_poll) < 0 or not self.bus_quiet(now_ms):
             return
+        if self._job_turn and self._job is not None and ticks_diff(now_ms, self._next_poll) < self.poll_ms() // 2:
+            return  # a parameter exchange between two polls (a poll waits half an interval at most)
+        self._job_turn = self._job is not None
         self.tx = self.detector.request()
         self._phase = _PHASE_POLL
         self._deadline = ticks_add(now_ms, self.reply_timeout_ms())
@@ -1027,7 +1031,10 @@ class LinkEngine:
             if self.model.link != LINK_OK or not (self.detector.locked or self.model.passive):
                 return  # wait for a live, identified BMS
             self._jobs.pop(0)
-            reason = job.begin(self.model.protocol, self.config.password, now_ms)
+            try:
+                reason = job.begin(self.model.protocol, self.config.password, now_ms)
+            except MemoryError:  # a face action on a full heap: fail it, never the link
+                reason = "out of memory"
             if reason:
                 self._finish_job(job, cmd.FAILED, reason, now_ms)
                 return
@@ -1045,7 +1052,12 @@ class LinkEngine:
             return
         if ticks_diff(now_ms, self._last_rx) < _PARAM_GAP_MS or ticks_diff(now_ms, self._last_tx) < _PARAM_GAP_MS:
             return
-        self.tx = job.frame()
+        try:
+            self.tx = job.frame()
+        except MemoryError:
+            self._end_job(cmd.FAILED, "out of memory", now_ms)
+            return
+        self._job_turn = False
         job.awaiting = True
         self._phase = _PHASE_PARAM
         extra = self.reply_timeout_ms() - self.default_timeout_ms()  # a BMS slower than real units

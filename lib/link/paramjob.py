@@ -45,7 +45,7 @@ V_NONE = const(0)  # not read (yet)
 V_OK = const(1)
 V_NA = const(2)  # the OLD BMS answered FFFF: "not available"
 
-# Exchanges (op, a, b) of a plan.
+# Exchanges (op, a, b).
 _AUTH = const(0)
 _OLD_READ = const(1)  # a = register, b = row | _HIGH
 _OLD_WRITE = const(2)  # a = register, b = value
@@ -106,6 +106,16 @@ class Values:
         self.state[row] = state
 
 
+def _page_used(k):
+    """Does NEW page k hold a row?"""
+    addr, length = P.NEW_PAGES[k]
+    for i in range(P.COUNT):
+        a = P.ROWS[i][P.NEW_ADDR]
+        if addr <= a < addr + length:
+            return True
+    return False
+
+
 class ParamJob:
     """One parameter transaction. READ_ALL fills `values` with every row of
     the BMS's generation; WRITE sends `raw` to `row` and reads it back.
@@ -129,9 +139,13 @@ class ParamJob:
         self.protocol = 0
         self.password = None
         self.awaiting = False  # a frame went out and its reply is due
-        self._plan = None  # array("H"): (op, a, b) per exchange
-        self._n = 0
-        self._i = 0
+        self._i = 0  # the cursor: a write's step, a row (OLD read), a page (NEW read)
+        self._high = False  # OLD read: the high word of a K_U32 row is next
+        self._op = 0  # the current exchange (op, a, b)
+        self._a = 0
+        self._b = 0
+        self._n = 0  # exchanges planned, without repeats
+        self._done = 0
         self._auth_replies = 0
         self._auth_last = 0  # OLD: the last password word, echoed when accepted
         self._zero = False  # OLD: a value-0 reply inside our own echo window
@@ -142,70 +156,104 @@ class ParamJob:
     # -- the plan --------------------------------------------------------------
 
     def begin(self, protocol, password, now_ms):
-        """Plan the exchanges for the BMS's `protocol`; a failure reason, or
-        "" to go."""
+        """Start on the BMS's `protocol`; a failure reason, or "" to go.
+        Nothing is planned ahead: each exchange is worked out from a cursor
+        (a row, a page, a write's step), so a job costs a few words."""
         self.protocol = protocol
         self.password = password
-        plan = []
+        if protocol != PROTOCOL_OLD and protocol != PROTOCOL_NEW:
+            return "the BMS's protocol is not known yet"
+        n = 0
         if self.kind == WRITE:
             if not P.offered(self.row, protocol):
                 return "not offered by the " + protocol_name(protocol) + " protocol"
-            row = P.ROWS[self.row]
-            if password:
-                plan.append((_AUTH, 0, 0))
-                if protocol == PROTOCOL_OLD:
-                    frames = commands.password(PROTOCOL_OLD, password)
-                    self._auth_last = (frames[21] << 8) | frames[22]
-            if protocol == PROTOCOL_OLD:
-                reg = row[P.OLD_REG]
-                plan.append((_OLD_WRITE, reg, self.raw & 0xFFFF))
-                plan.append((_OLD_APPLY, 0, 0))
-                plan.append((_OLD_READ, reg, self.row))
-            else:
-                addr = row[P.NEW_ADDR]
-                plan.append((_NEW_WRITE, addr, P.size(self.row)))
-                plan.append((_NEW_SAVE, 0, 0))
-                plan.append((_NEW_READ, addr, P.size(self.row)))
+            self._i = 0 if password else 1  # write steps: auth, write, commit, read back
+            n = 4 - self._i
+            if password and protocol == PROTOCOL_OLD:
+                frames = commands.password(PROTOCOL_OLD, password)
+                self._auth_last = (frames[21] << 8) | frames[22]
         elif protocol == PROTOCOL_OLD:
+            self._i = -1  # the row cursor; _next_read() moves it to the first row
             for i in range(P.COUNT):
-                reg = P.ROWS[i][P.OLD_REG]
-                if reg:
-                    plan.append((_OLD_READ, reg, i))
-                    if P.ROWS[i][P.KIND] == P.K_U32:
-                        plan.append((_OLD_READ, reg + 1, i | _HIGH))
-        elif protocol == PROTOCOL_NEW:
-            for addr, length in P.NEW_PAGES:
-                for i in range(P.COUNT):
-                    a = P.ROWS[i][P.NEW_ADDR]
-                    if addr <= a < addr + length:
-                        plan.append((_NEW_READ, addr, length))
-                        break
+                if P.ROWS[i][P.OLD_REG]:
+                    n += 2 if P.ROWS[i][P.KIND] == P.K_U32 else 1
         else:
-            return "the BMS's protocol is not known yet"
-        self._plan = array("H", [0] * (3 * len(plan)))
-        for k in range(len(plan)):
-            op, a, b = plan[k]
-            self._plan[3 * k] = op
-            self._plan[3 * k + 1] = a
-            self._plan[3 * k + 2] = b
-        self._n = len(plan)
-        self._i = 0
+            self._i = -1  # the page cursor
+            for k in range(len(P.NEW_PAGES)):
+                if _page_used(k):
+                    n += 1
+        self._n = n
+        self._done = 0
+        self._high = False
+        if self.kind == READ_ALL:
+            self._next_read()
+        self._load()
         self.attempts = 1
         self.since_ms = now_ms
         return ""
 
     def steps(self):
         """(exchanges done, exchanges planned)."""
-        return self._i, self._n
+        return self._done, self._n
 
-    def _step(self):
-        p = self._plan
-        k = 3 * self._i
-        return p[k], p[k + 1], p[k + 2]  # pyright: ignore[reportOptionalSubscript]
+    def _next_read(self):
+        # Move the read cursor on: OLD low word -> high word (K_U32) -> the
+        # next row with a register; NEW the next page that holds a row.
+        i = self._i
+        if self.protocol == PROTOCOL_OLD:
+            if i >= 0 and not self._high and P.ROWS[i][P.KIND] == P.K_U32:
+                self._high = True
+                return
+            self._high = False
+            i += 1
+            while i < P.COUNT and not P.ROWS[i][P.OLD_REG]:
+                i += 1
+        else:
+            i += 1
+            while i < len(P.NEW_PAGES) and not _page_used(i):
+                i += 1
+        self._i = i
+
+    def _load(self):
+        # The current exchange as (op, a, b) in self._op/_a/_b.
+        i = self._i
+        old_protocol = self.protocol == PROTOCOL_OLD
+        if self.kind == READ_ALL:
+            if old_protocol:
+                self._op = _OLD_READ
+                self._a = P.ROWS[i][P.OLD_REG] + (1 if self._high else 0) if i < P.COUNT else 0
+                self._b = i | (_HIGH if self._high else 0)
+            else:
+                self._op = _NEW_READ
+                page = P.NEW_PAGES[i] if i < len(P.NEW_PAGES) else (0, 0)
+                self._a = page[0]
+                self._b = page[1]
+            return
+        row = P.ROWS[self.row]
+        if i == 0:
+            self._op = _AUTH
+            self._a = self._b = 0
+        elif old_protocol:
+            self._op = (_OLD_WRITE, _OLD_APPLY, _OLD_READ)[i - 1]
+            self._a = row[P.OLD_REG]
+            self._b = self.raw & 0xFFFF if i == 1 else self.row
+        else:
+            self._op = (_NEW_WRITE, _NEW_SAVE, _NEW_READ)[i - 1]
+            self._a = row[P.NEW_ADDR]
+            self._b = P.size(self.row)
+
+    def _finished_all(self):
+        if self.kind == WRITE:
+            return self._i >= 4
+        if self.protocol == PROTOCOL_OLD:
+            return self._i >= P.COUNT
+        return self._i >= len(P.NEW_PAGES)
 
     def frame(self):
         """The frame of the current exchange."""
-        op, a, b = self._step()
+        op = self._op
+        a = self._a
+        b = self._b
         self.exchanges += 1
         protocol = self.protocol
         if op == _AUTH:
@@ -224,14 +272,18 @@ class ParamJob:
         """How long the reply may take: OLD echoes come within 32-84 ms, NEW
         ACKs 62-124 ms (reference §6.4); four password frames and a page of
         up to 158 bytes take longer on the wire."""
-        op, a, b = self._step()
+        op = self._op
+        a = self._a
+        b = self._b
         if op == _AUTH or (op == _NEW_READ and b > 32):
             return 600
         return 400
 
     def no_reply(self):
         """What did not come, for the failure reason."""
-        op, a, b = self._step()
+        op = self._op
+        a = self._a
+        b = self._b
         if op == _AUTH:
             return "no reply to the password"
         if op == _OLD_READ:
@@ -254,12 +306,17 @@ class ParamJob:
     def advance(self, now_ms):
         """The current exchange succeeded: 0 while more follow, else DONE
         or FAILED (reason set) for the whole job."""
-        self._i += 1
+        self._done += 1
+        if self.kind == WRITE:
+            self._i += 1
+        else:
+            self._next_read()
         self.attempts = 1
         self.since_ms = now_ms
         self._auth_replies = 0
         self._zero = False
-        if self._i < self._n:
+        if not self._finished_all():
+            self._load()
             return 0
         if self.kind == WRITE:
             back = self.values.raw(self.row)
@@ -273,7 +330,9 @@ class ParamJob:
         """The reply deadline passed: True when the exchange counts as
         answered after all (an OLD value 0 that came inside the echo
         window, see on_old), else None."""
-        op, a, b = self._step()
+        op = self._op
+        a = self._a
+        b = self._b
         if op == _OLD_READ and self._zero:
             self._store_old(0, b)
             return True
@@ -285,7 +344,9 @@ class ParamJob:
     def on_old(self, b, o, echo):
         """An OLD 6-byte frame; echo: it matches what we sent moments ago
         (a bus that shows a master its own bytes)."""
-        op, a, arg = self._step()
+        op = self._op
+        a = self._a
+        arg = self._b
         head = b[o]
         reg = b[o + 2]
         value = (b[o + 3] << 8) | b[o + 4]
@@ -332,7 +393,9 @@ class ParamJob:
 
     def on_new(self, b, o, length):
         """A NEW frame other than a status."""
-        op, a, arg = self._step()
+        op = self._op
+        a = self._a
+        arg = self._b
         func = b[o + 2]
         addr = b[o + 3] | (b[o + 4] << 8)
         if op == _AUTH:
