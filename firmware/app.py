@@ -18,7 +18,6 @@ import catalog as C
 from acc import STATE_NAMES as ACC_STATES
 from alarmwatch import AlarmWatch
 from ant.codes import CHEMISTRY
-from ant.syslog import SysLog
 from control import COMMAND_NAMES, Control
 from energy import Energy
 from eventlog import EV_BOOT, EV_CONFIG, EventLog
@@ -140,20 +139,18 @@ class App:
         if store.error:
             log.add(EV_CONFIG, 0, CONFIG_STATE, 0, now)
 
-        syslog = SysLog()  # the BMS's own log, as the OLD frames roll it by
-        self.syslog = syslog
         if safe:
             relays.enter_safe_mode(now)
             self.bmslink = None
         else:
-            self.bmslink = BmsLink(hw, link, hw.Uart(board, link.baud), hub, alarms, syslog)
+            self.bmslink = BmsLink(hw, link, hw.Uart(board, link.baud), hub, alarms)
 
         def health():
             return health_doc(self)
 
         client_seen = accwake.client_seen if accwake is not None else None
         webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES,
-                            (webparams.create(hub, control, hw, syslog),))
+                            (webparams.create(hub, control, hw, self.bmslink),))
         self.web = webapp
         self.http = HttpServer(webapp, hw.http_host(), hw.http_port(settings.http_port), hw)
 

@@ -8,6 +8,7 @@ import micropython
 from ant import syslog
 from ant.status import NOT_REPORTED, Status
 from link import paramjob as PJ
+from link.paramvalues import Values
 from link.model import LINK_OK
 from mp_test_link_alloc import Loop
 
@@ -31,7 +32,7 @@ def test_the_log_update_allocates_nothing():
 
 def test_polls_allocate_nothing_while_a_job_waits_and_after_one_ran():
     loop = Loop()
-    job = PJ.ParamJob(PJ.READ_ALL, PJ.Values())
+    job = PJ.ParamJob(PJ.READ_ALL, Values())
     loop.engine.submit_job(job, loop.now)  # queued before the BMS is found: it waits
     micropython.heap_lock()
     try:

@@ -10,6 +10,7 @@ from ant import params as P
 from ant.status import PROTOCOL_NEW, PROTOCOL_OLD
 from eventlog import EventLog
 from link import paramjob as PJ
+from link.paramvalues import V_NA, Values
 from link.command import Command
 from link.engine import LinkConfig, LinkEngine
 from link.model import LINK_OK, Model
@@ -83,7 +84,7 @@ def param_frames(h, first):
 def test_reads_every_new_parameter_in_the_apps_page_blocks():
     bms = new_bms()
     h, engine, model = live(bms)
-    values = PJ.Values()
+    values = Values()
     first = len(h.sent)
     job = PJ.ParamJob(PJ.READ_ALL, values)
     run_job(h, engine, job)
@@ -110,7 +111,7 @@ def test_decodes_the_references_block_read_reply():
             break
     else:
         raise AssertionError("the block read vector is missing")
-    values = PJ.Values()
+    values = Values()
     job = PJ.ParamJob(PJ.READ_ALL, values)
     assert job.begin(PROTOCOL_NEW, None, 0) == ""
     assert job.frame() == commands.read_param("new", 0x0000, 0x38)
@@ -133,7 +134,7 @@ def test_reads_every_old_register_including_both_words_of_u32_values():
     cold = P.find("charge_ut_protection_c")
     bms.old_regs[P.ROWS[cold][P.OLD_REG]] = 0x10000 - 5  # -5 °C
     h, engine, model = live(bms)
-    values = PJ.Values()
+    values = Values()
     first = len(h.sent)
     job = PJ.ParamJob(PJ.READ_ALL, values)
     took = run_job(h, engine, job)
@@ -144,7 +145,7 @@ def test_reads_every_old_register_including_both_words_of_u32_values():
         expected = old_value(i) + (2 * 65536 if P.ROWS[i][P.KIND] == P.K_U32 else 0)
         assert values.raw(i) == expected, (P.ROWS[i][P.KEY], values.raw(i))
     assert values.raw(cap) == 2 * 65536 + old_value(cap)  # low word at register 31, high at 32
-    assert values.raw(remaining) is None and values.state[remaining] == PJ.V_NA
+    assert values.raw(remaining) is None and values.state[remaining] == V_NA
     assert values.raw(cold) == -5
     regs = [f[2] for f in param_frames(h, first)]
     expected_regs = []
@@ -163,7 +164,7 @@ def test_status_polls_go_on_during_a_long_read():
     bms = old_bms()
     h, engine, model = live(bms, poll_ms=250)
     before = bms.requests
-    job = PJ.ParamJob(PJ.READ_ALL, PJ.Values())
+    job = PJ.ParamJob(PJ.READ_ALL, Values())
     engine.submit_job(job, h.now)
     start = h.now
     worst = 0
@@ -180,7 +181,7 @@ def test_status_polls_go_on_during_a_long_read():
 def test_writes_a_new_parameter_with_password_save_and_read_back():
     bms = new_bms(password="123456789abc")
     h, engine, model = live(bms, password="123456789abc")
-    values = PJ.Values()
+    values = Values()
     row = P.find("cell_ov_protection_mv")
     first = len(h.sent)
     job = PJ.ParamJob(PJ.WRITE, values, row, 3650)
@@ -199,7 +200,7 @@ def test_writes_a_new_parameter_with_password_save_and_read_back():
 def test_writes_an_old_parameter_with_password_apply_and_read_back():
     bms = old_bms(password="12345678")
     h, engine, model = live(bms, password="12345678")
-    values = PJ.Values()
+    values = Values()
     row = P.find("charge_ut_protection_c")
     first = len(h.sent)
     job = PJ.ParamJob(PJ.WRITE, values, row, -5)
@@ -218,7 +219,7 @@ def test_a_write_without_the_password_fails_with_the_reason():
     for bms, words in ((new_bms(password="123456789abc"), "no permission"),
                        (old_bms(password="12345678"), "requires a password")):
         h, engine, model = live(bms)
-        job = PJ.ParamJob(PJ.WRITE, PJ.Values(), P.find("cell_ov_protection_mv"), 3600)
+        job = PJ.ParamJob(PJ.WRITE, Values(), P.find("cell_ov_protection_mv"), 3600)
         run_job(h, engine, job)
         assert job.state == PJ.FAILED and words in job.reason, job.reason
         assert bms.param_writes == [] and bms.saves == 0
@@ -227,7 +228,7 @@ def test_a_write_without_the_password_fails_with_the_reason():
 def test_a_wrong_password_fails_before_anything_is_written():
     for bms in (new_bms(password="123456789abc"), old_bms(password="12345678")):
         h, engine, model = live(bms, password="guess")
-        job = PJ.ParamJob(PJ.WRITE, PJ.Values(), P.find("cell_ov_protection_mv"), 3600)
+        job = PJ.ParamJob(PJ.WRITE, Values(), P.find("cell_ov_protection_mv"), 3600)
         run_job(h, engine, job)
         assert job.state == PJ.FAILED and "wrong password" in job.reason, job.reason
         assert bms.param_writes == []
@@ -238,7 +239,7 @@ def test_a_value_the_bms_did_not_take_fails_the_read_back():
         bms.keep_params = True
         h, engine, model = live(bms)
         row = P.find(row_key)
-        job = PJ.ParamJob(PJ.WRITE, PJ.Values(), row, 20)
+        job = PJ.ParamJob(PJ.WRITE, Values(), row, 20)
         run_job(h, engine, job)
         kept = new_value(row) if bms.protocols == ("new",) else old_value(row)
         assert job.state == PJ.FAILED and job.reason == "the BMS kept %d instead of 20 (read back)" % kept
@@ -254,7 +255,7 @@ def test_an_unanswered_exchange_is_tried_a_bounded_number_of_times():
     bms = NoParams(protocols=("new",))
     h, engine, model = live(bms, command_attempts=3)
     first = len(h.sent)
-    job = PJ.ParamJob(PJ.READ_ALL, PJ.Values())
+    job = PJ.ParamJob(PJ.READ_ALL, Values())
     run_job(h, engine, job)
     assert job.state == PJ.FAILED
     assert job.reason == "no reply to the read of 56 bytes at 0x0000 after 3 attempts", job.reason
@@ -265,7 +266,7 @@ def test_an_unanswered_exchange_is_tried_a_bounded_number_of_times():
 def test_a_command_goes_before_the_rest_of_a_parameter_read():
     bms = old_bms()
     h, engine, model = live(bms)
-    job = PJ.ParamJob(PJ.READ_ALL, PJ.Values())
+    job = PJ.ParamJob(PJ.READ_ALL, Values())
     engine.submit_job(job, h.now)
     h.run(500)
     assert not job.finished() and job.steps()[0] > 0
@@ -282,7 +283,7 @@ def test_parameter_exchanges_use_a_displays_gaps():
     display = Display(period_ms=1000, first_ms=100)
     h, engine, model = make(bms, display)
     assert h.run_until(lambda: model.passive and model.link == LINK_OK, 5000)
-    values = PJ.Values()
+    values = Values()
     job = PJ.ParamJob(PJ.READ_ALL, values)
     run_job(h, engine, job, 20000)
     assert job.state == PJ.DONE, job.reason
@@ -297,7 +298,7 @@ def test_a_job_waits_for_a_live_bms_and_says_why_it_gave_up():
     bms.silent = True
     h.run(6000)
     assert model.link != LINK_OK
-    job = PJ.ParamJob(PJ.READ_ALL, PJ.Values())
+    job = PJ.ParamJob(PJ.READ_ALL, Values())
     run_job(h, engine, job)
     assert job.state == PJ.FAILED and job.reason == "the BMS is not answering", job.reason
 
@@ -307,7 +308,7 @@ def test_a_bus_that_echoes_our_frames_reads_zero_values_right():
     bms.old_regs[3] = 0  # a 0 answer is the same six bytes as our request
     h, engine, model = live(bms)
     h.echo = True
-    values = PJ.Values()
+    values = Values()
     job = PJ.ParamJob(PJ.READ_ALL, values)
     run_job(h, engine, job)
     assert job.state == PJ.DONE, job.reason
@@ -319,7 +320,7 @@ def test_a_bus_that_echoes_our_frames_reads_zero_values_right():
 def test_a_write_is_refused_for_a_row_the_generation_lacks():
     bms = new_bms()
     h, engine, model = live(bms)
-    job = PJ.ParamJob(PJ.WRITE, PJ.Values(), P.find("charge_ot_protection_c"), 50)  # OLD only
+    job = PJ.ParamJob(PJ.WRITE, Values(), P.find("charge_ot_protection_c"), 50)  # OLD only
     run_job(h, engine, job)
     assert job.state == PJ.FAILED and job.reason == "not offered by the new protocol"
 
@@ -327,7 +328,7 @@ def test_a_write_is_refused_for_a_row_the_generation_lacks():
 def test_the_parameter_queue_is_bounded():
     bms = new_bms()
     h, engine, model = live(bms)
-    jobs = [PJ.ParamJob(PJ.READ_ALL, PJ.Values()) for _ in range(3)]
+    jobs = [PJ.ParamJob(PJ.READ_ALL, Values()) for _ in range(3)]
     assert [engine.submit_job(j, h.now) for j in jobs] == [True, True, False]
     assert jobs[2].state == PJ.FAILED and jobs[2].reason == "parameter queue full"
     assert h.run_until(lambda: jobs[1].finished(), 20000)
@@ -342,7 +343,7 @@ def test_a_busy_poll_schedule_still_leaves_every_other_turn_to_the_job():
     bms.extra_latency = 170
     h.run(2000)
     before = bms.requests
-    job = PJ.ParamJob(PJ.READ_ALL, PJ.Values())
+    job = PJ.ParamJob(PJ.READ_ALL, Values())
     took = run_job(h, engine, job, 120000)
     assert job.state == PJ.DONE, job.reason
     n = job.steps()[1]

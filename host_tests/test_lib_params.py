@@ -115,3 +115,13 @@ def test_offered_by_generation():
     assert P.offered(P.find("charge_ot_protection_c"), 1) and not P.offered(P.find("charge_ot_protection_c"), 2)
     assert P.offered(P.find("balance_current_ma"), 2) and not P.offered(P.find("balance_current_ma"), 1)
     assert not P.offered(0, 0)
+
+
+def test_no_text_needs_json_escaping():
+    # The parameter document streams each string as it is; one JsonOut must
+    # escape would be built in pieces while the reply is on its way.
+    from jsonout import _ESCAPED
+
+    for r in P.ROWS:
+        for text in (r[P.KEY], r[P.NAME], r[P.UNIT], r[P.GROUP]):
+            assert not any(e in text for e in _ESCAPED), text

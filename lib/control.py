@@ -50,10 +50,6 @@ SAFE_COMMANDS = (
 OUTPUT_ACTIONS = ("on", "off", "auto", "release", "reset", "mode")
 _MAX_EXPIRY_S = 259200  # 3 days
 _CMD_SLACK_MS = 2000  # past the link's own command timeout
-PARAM_READ_WAIT_MS = 30000  # a face waits this long for a full read (then serves what is there)
-_PARAM_WRITE_WAIT_MS = 35000  # a write's exchanges (below the HTTP handler's 40 s)
-_LINK_OK = 0  # link.model.LINK_OK
-_PARAM_BODY = '{"key": KEY, "value": NUMBER, "confirm": "write-param"}'
 
 
 class ControlError(Exception):
@@ -164,135 +160,27 @@ class Control:
         self.log.add(EV_COMMAND, code, CMD_REFUSED, who, self.clock.ticks_ms())
 
     # -- the BMS's parameters (the vendor app's parameter screen) -----------------------------
-    # Reading changes nothing and the values are no secret (the vendor's
-    # display shows them): it needs no token. It costs bus time, so one full
-    # read runs at a time (later callers wait for it), status polls and BMS
-    # commands go between its exchanges, and the values stay cached with
-    # their time. A write is dangerous: opt-in, "confirm", the table's range,
-    # then the engine writes, commits (OLD apply / NEW save) and reads back.
-    # The parameter modules load on first use (a face action).
-
-    def _values(self):
-        if self.params is None:
-            from link.paramjob import Values
-
-            self.params = Values()
-        return self.params
+    # The work is in lib/paramctl.py and the job code in link/paramjob.py,
+    # loaded on the first parameter action (and kept: loading and dropping
+    # them for each action would cut the heap into pieces): the firmware at
+    # rest holds only these methods.
 
     def param_reading(self):
+        """A full read of the parameters is under way."""
         return self._param_read is not None
 
-    async def param_read_all(self, who, refresh=False, wait_ms=PARAM_READ_WAIT_MS):
+    async def param_read_all(self, who, refresh=False):
         """The parameter cache (link.paramjob.Values), read afresh first when
-        `refresh` or when nothing of this BMS is cached; waits (at most
-        wait_ms) for a read in flight. values.error says why a read failed
-        or could not start."""
-        values = self._values()
-        model = self.link.model
-        if self._param_read is None and (refresh or not values.complete or values.protocol != model.protocol):
-            if model.link != _LINK_OK or not model.protocol:
-                if refresh or not values.complete:
-                    values.error = "the BMS link is not live: nothing read"
-                return values
-            self._start_read(values, model.protocol)
-        done = self._param_read
-        if done is not None:
-            try:
-                await asyncio.wait_for(done.wait(), wait_ms / 1000)
-            except asyncio.TimeoutError:
-                pass  # still reading: what has arrived so far, "reading": true
-        return values
+        `refresh` or when nothing of this BMS is cached; see paramctl."""
+        import paramctl
 
-    def _start_read(self, values, protocol):
-        from link.paramjob import DONE, READ_ALL, ParamJob
-
-        done = asyncio.Event()
-        self._param_read = done
-        values.reset(protocol)
-        values.error = ""
-        clock = self.clock
-
-        def finished(job):
-            self._param_read = None
-            if job.state == DONE:
-                values.complete = True
-                values.read_ms = clock.ticks_ms()
-                values.read_s = clock.clock_s() if hasattr(clock, "clock_s") else 0
-            else:
-                values.error = job.reason
-            done.set()
-
-        self.link.submit_job(ParamJob(READ_ALL, values, -1, 0, finished), clock.ticks_ms())
-
-    def param_raw(self, body, who):
-        """Validate a parameter write; (row, raw value). Raises ControlError."""
-        from ant import params as P
-
-        _object(body, ("key", "value", "confirm"))
-        key = body.get("key")
-        if not isinstance(key, str):
-            raise ControlError(400, "expected " + _PARAM_BODY)
-        if "write-param" not in self.allow:
-            self._refused("write-param", who)
-            raise ControlError(403, "parameter writes are off: add \"write-param\" to control.allow_commands in "
-                               "settings.json to allow them, then send " + _PARAM_BODY)
-        if body.get("confirm") != "write-param":
-            self._refused("write-param", who)
-            raise ControlError(403, "a parameter write needs \"confirm\": \"write-param\" in the request")
-        row = P.find(key)
-        if row < 0:
-            raise ControlError(400, "unknown parameter: " + key[:40])
-        r = P.ROWS[row]
-        if not r[P.FLAGS] & P.F_WRITE:
-            raise ControlError(400, key + " is read-only")
-        value = body.get("value")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ControlError(400, "value must be a number")
-        exp = r[P.EXP]
-        scale = 10 ** -exp  # exponents are <= 0
-        exact = value * scale
-        raw = int(round(exact))
-        if abs(exact - raw) > 0.05:  # float32 on the device: 3.65 * 1000 is 3650.0002
-            raise ControlError(400, key + ": value must be a multiple of " + _decimal(1, exp))
-        if not r[P.LO] <= raw <= r[P.HI]:
-            raise ControlError(400, key + ": value must be within " + _decimal(r[P.LO], exp) + " .. "
-                               + _decimal(r[P.HI], exp) + " " + r[P.UNIT])
-        model = self.link.model
-        if model.link != _LINK_OK or not model.protocol:
-            raise ControlError(503, "the BMS link is not live: nothing written")
-        if not P.offered(row, model.protocol):
-            raise ControlError(400, key + " is not offered by the " + ("old" if model.protocol == 1 else "new")
-                               + " protocol")
-        return row, raw
+        return await paramctl.read_all(self, who, refresh)
 
     async def param_write(self, body, who):
-        """Write one parameter and read it back; {"ok", "key", "raw", "exp",
-        "unit", "reason"} with the value read back (raw * 10**exp, None when
-        nothing could be read)."""
-        from ant import params as P
-        from link.paramjob import DONE, WRITE, ParamJob
+        """Write one parameter and read it back; see paramctl.write()."""
+        import paramctl
 
-        row, raw = self.param_raw(body, who)
-        values = self._values()
-        protocol = self.link.model.protocol
-        if values.protocol != protocol:
-            values.reset(protocol)
-        done = asyncio.Event()
-        job = ParamJob(WRITE, values, row, raw, lambda j: done.set())
-        job.code = COMMAND_NAMES.index("write-param")
-        job.who = who
-        self.link.submit_job(job, self.clock.ticks_ms())
-        wait_ms = min(2 * self.command_timeout_ms + _CMD_SLACK_MS, _PARAM_WRITE_WAIT_MS)
-        try:
-            await asyncio.wait_for(done.wait(), wait_ms / 1000)
-        except asyncio.TimeoutError:
-            pass
-        r = P.ROWS[row]
-        reason = job.reason or None
-        if not job.finished():
-            reason = "no result within " + str(wait_ms // 1000) + " s"
-        return {"ok": job.state == DONE, "key": r[P.KEY], "raw": values.raw(row), "exp": r[P.EXP],
-                "unit": r[P.UNIT], "reason": reason}
+        return await paramctl.write(self, body, who)
 
     # -- outputs, flags, ACC ------------------------------------------------------------------
 
@@ -348,19 +236,6 @@ class Control:
         self.acc.wake(now_ms)
         self.log.add(EV_CONTROL, CTL_ACC_WAKE, 0, who, now_ms)
         return self.acc.describe(now_ms)
-
-
-def _decimal(raw, exp):
-    """raw * 10**exp as exact text ("3.65", "0.1")."""
-    if exp >= 0:
-        return str(raw * 10 ** exp)
-    sign = "-" if raw < 0 else ""
-    digits = str(abs(raw))
-    if len(digits) <= -exp:
-        digits = "0" * (-exp - len(digits) + 1) + digits
-    whole = digits[:exp]
-    frac = digits[exp:].rstrip("0")
-    return sign + whole + ("." + frac if frac else "")
 
 
 def _object(body, keys):

@@ -23,10 +23,6 @@ except ImportError:  # CPython
 SLOTS = const(32)
 _NOT_REPORTED = const(-1)  # ant.status.NOT_REPORTED
 
-NOT_OFFERED = ("not offered by this BMS generation over the known protocol: the reference names a reply "
-               "0x13 \"system log\" but no request that asks for it")
-
-
 class SysLog:
     def __init__(self):
         self.words = array("H", bytes(2 * SLOTS))

@@ -16,13 +16,13 @@
 # (a quiet bus, a display's gaps, after a due status poll, after any queued
 # BMS command); this module decides what to send, what a reply means and
 # where a value goes. Each exchange has its own bounded attempts. Values land
-# in a Values store: two 16-bit words and a state per ant.params row, raw.
+# in a link.paramvalues.Values store: two 16-bit words and a state per
+# ant.params row, raw.
 # Jobs are face actions: they may allocate (the polls between them do not).
-from array import array
-
 from ant import commands, new, old
 from ant import params as P
 from ant.status import PROTOCOL_NEW, PROTOCOL_OLD
+from link.paramvalues import V_NA, V_OK
 
 try:
     from micropython import const
@@ -40,10 +40,6 @@ STATE_NAMES = ("pending", "running", "done", "failed")
 READ_ALL = const(0)
 WRITE = const(1)
 
-# A value's state in Values.state.
-V_NONE = const(0)  # not read (yet)
-V_OK = const(1)
-V_NA = const(2)  # the OLD BMS answered FFFF: "not available"
 
 # Exchanges (op, a, b).
 _AUTH = const(0)
@@ -63,47 +59,6 @@ _WRITE_RESULTS = {1: "no permission: parameter writes need the level-5 (12-chara
 
 def protocol_name(protocol):
     return "old" if protocol == PROTOCOL_OLD else ("new" if protocol == PROTOCOL_NEW else "unknown")
-
-
-class Values:
-    """The last values read: per ant.params row, the raw low and high word
-    and a state (V_*). Made once, on the first read (a few hundred bytes)."""
-
-    def __init__(self):
-        n = P.COUNT
-        self.lo = array("H", bytes(2 * n))
-        self.hi = array("H", bytes(2 * n))
-        self.state = bytearray(n)
-        self.protocol = 0  # of the values held (ant.status PROTOCOL_*), 0 = none
-        self.read_ms = 0  # ticks when the last full read ended
-        self.read_s = 0  # device clock then (0 = unset or never read)
-        self.complete = False  # a full read has finished
-        self.error = ""  # why the last read failed ("" = it did not)
-
-    def reset(self, protocol):
-        for i in range(P.COUNT):
-            self.state[i] = V_NONE
-        self.protocol = protocol
-        self.complete = False
-        self.read_s = 0
-
-    def raw(self, row):
-        """The raw value of `row` as the BMS holds it (signed where the row
-        is), or None when not read / not available."""
-        if self.state[row] != V_OK:
-            return None
-        lo = self.lo[row]
-        kind = P.ROWS[row][P.KIND]
-        if kind == P.K_U32:
-            return self.hi[row] * 65536 + lo
-        if kind == P.K_I16 and lo & 0x8000:
-            return lo - 0x10000
-        return lo
-
-    def put(self, row, lo, hi, state=V_OK):
-        self.lo[row] = lo
-        self.hi[row] = hi
-        self.state[row] = state
 
 
 def _page_used(k):
