@@ -350,3 +350,15 @@ def test_a_busy_poll_schedule_still_leaves_every_other_turn_to_the_job():
     assert took < n * 600, (took, n)  # a poll and an exchange in turn: the bus shared
     assert bms.requests - before >= n - 1  # ... and the polls kept going
     assert model.link == LINK_OK
+
+
+def test_an_exchange_cut_by_the_supply_counts_as_unanswered():
+    bms = old_bms()
+    h, engine, model = live(bms)
+    job = PJ.ParamJob(PJ.READ_ALL, Values())
+    engine.submit_job(job, h.now)
+    assert h.run_until(lambda: job.awaiting, 2000)
+    engine.set_powered(False, h.now)  # the frame in flight dies with the supply
+    assert not job.awaiting and job.attempts == 2  # the exchange goes again, one attempt used
+    engine.set_powered(True, h.now)
+    assert h.run_until(job.finished, 40000) and job.state == PJ.DONE, job.reason

@@ -807,12 +807,14 @@ class LinkEngine:
         if on != self.powered:
             self.powered = on
             self.framer.reset()
+            phase = self._phase
             self._phase = _PHASE_IDLE
-            # A frame in flight died with the supply: send it again.
-            if self._txn is not None:
-                self._txn.awaiting = False
-            if self._job is not None:
-                self._job.awaiting = False
+            # A frame in flight died with the supply: as if unanswered (a
+            # retry, or the failure a toggle gets: never sent twice blind).
+            if phase == _PHASE_COMMAND:
+                self._command_timed_out(now_ms)
+            elif phase == _PHASE_PARAM:
+                self._job_timed_out(now_ms)
             self._next_poll = now_ms
             self._saturate_stamps(now_ms)
             self._update_state(now_ms)
@@ -1016,9 +1018,6 @@ class LinkEngine:
             return False
         self._jobs.append(job)
         return True
-
-    def job_busy(self):
-        return self._job is not None or bool(self._jobs)
 
     def _job_tick(self, now_ms):
         job = self._job

@@ -228,9 +228,7 @@ class ParamJob:
         ACKs 62-124 ms (reference §6.4); four password frames and a page of
         up to 158 bytes take longer on the wire."""
         op = self._op
-        a = self._a
-        b = self._b
-        if op == _AUTH or (op == _NEW_READ and b > 32):
+        if op == _AUTH or (op == _NEW_READ and self._b > 32):
             return 600
         return 400
 
