@@ -28,6 +28,7 @@ from link.model import LINK_NAMES, Model
 from rules.engine import Engine
 
 import web
+import webparams
 from accwake import AccWake
 from bmslink import BmsLink
 from httpserver import HttpServer
@@ -148,7 +149,8 @@ class App:
             return health_doc(self)
 
         client_seen = accwake.client_seen if accwake is not None else None
-        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES)
+        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES,
+                            (webparams.create(hub, control, hw, self.bmslink),))
         self.web = webapp
         self.http = HttpServer(webapp, hw.http_host(), hw.http_port(settings.http_port), hw)
 

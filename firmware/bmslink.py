@@ -36,6 +36,7 @@ class BmsLink:
         self.uart = uart
         self.hub = hub
         self.alarms = alarms  # alarmwatch.AlarmWatch
+        self.syslog = None  # ant.syslog.SysLog, made on the first OLD frame (the rolling log word)
         self.beat = None  # callable(): the supervisor's heartbeat
         self._buf = bytearray(_RX_SIZE)
         self._frames = -1
@@ -130,6 +131,13 @@ class BmsLink:
         if frames != self._frames:
             self._frames = frames
             self.alarms.update(model.status, now)  # logs raised/cleared BMS alarms
+            if model.status.syslog >= 0:  # an OLD frame: the BMS's own log, one slot per frame
+                log = self.syslog
+                if log is None:  # once: a NEW unit never needs it
+                    from ant.syslog import SysLog
+
+                    log = self.syslog = SysLog()
+                log.update(model.status)
             hub.publish(C.P_STATUS)
         link = model.link << 4 | model.line << 1 | (1 if model.passive else 0)
         if link != self._link:

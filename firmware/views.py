@@ -379,8 +379,26 @@ def events_doc(w, log, names, commands, now_ms, limit=32):
 
 
 def dict_doc(w, d):
-    """A small dict some part still builds (energy details, ACC details)."""
-    w.value(d)
+    """A small dict some part still builds (energy details, ACC details,
+    the outputs). A pause after each top-level value and each item of a
+    top-level list, so that the buffer never grows (a growth is one more
+    block the heap must find whole)."""
+    w.begin_obj()
+    for k in d:
+        w.key(k)
+        v = d[k]
+        if isinstance(v, list):
+            w.begin_list()
+            for x in v:
+                w.value(x)
+                if w.full():
+                    yield
+            w.end_list()
+        else:
+            w.value(v)
+        if w.full():
+            yield
+    w.end_obj()
     if w.full():
         yield
 

@@ -3,6 +3,7 @@
 # display that polls the same port, and a clock that advances in 5 ms steps.
 # (The end-to-end tests use the real simulator in tools/ instead.)
 from ant import commands, new, old
+from ant.checksum import crc16_modbus
 from ant.framer import KIND_NEW, KIND_OLD_SHORT, Framer
 from ant.status import PROTOCOL_NEW, PROTOCOL_OLD, Status
 from link.command import Command
@@ -51,6 +52,12 @@ class FakeBms:
         self.commands = []
         self.requests = 0
         self._pw = b""
+        # Parameters: OLD registers (absent: FFFF), NEW byte memory (LE).
+        self.old_regs = {}
+        self.new_mem = bytearray(0x200)
+        self.param_writes = []  # (register/address, value) as written
+        self.saves = 0  # OLD apply (A5 A5 FF) / NEW save (control 0x07) frames
+        self.keep_params = False  # accept writes but keep the old values (a BMS that ignores them)
         self._rx = Framer()
         self._out = []  # (due_ms, bytes)
 
@@ -93,6 +100,21 @@ class FakeBms:
             if func == new.FN_STATUS:
                 self.requests += 1
                 self._reply(bytes(new.build_status(self.st)), now_ms)
+            elif func == new.FN_READ:
+                addr, n = f[3] | f[4] << 8, f[5]
+                data = bytes(self.new_mem[addr : addr + n])
+                self._reply(_with_trailer(new.frame(new.REPLY_READ, addr, n, data), 0x0B), now_ms, 80)
+            elif func == new.FN_WRITE:
+                addr, n = f[3] | f[4] << 8, f[5]
+                data = bytes(f[6 : 6 + n])
+                code = 0x0A
+                if self.password and not self.authed:
+                    code = 0x01
+                else:
+                    self.param_writes.append((addr, int.from_bytes(data, "little")))
+                    if not self.keep_params:
+                        self.new_mem[addr : addr + n] = data
+                self._reply(_with_trailer(new.frame(new.REPLY_WRITE, addr, n, data), code), now_ms, 80)
             elif func == new.FN_PASSWORD:
                 given = bytes(f[6 : 6 + f[5]]).decode()
                 self.authed = given == self.password
@@ -107,6 +129,8 @@ class FakeBms:
                     result = self.ack_result
                     if result == 1 and not self.ignore_controls:
                         self._apply_new(reg)
+                if reg == 0x07 and result == 1:
+                    self.saves += 1
                 if reg not in (0x09, 0x0B, 0x0C):
                     self._reply(new.frame(new.REPLY_CONTROL, reg, 2, bytes((result, 0))), now_ms, 90)
         elif kind == KIND_OLD_SHORT and "old" in self.protocols:
@@ -116,6 +140,9 @@ class FakeBms:
                     return
                 self.requests += 1
                 self._reply(bytes(old.build_status(self.st)), now_ms)
+            elif head == old.HEAD_READ:
+                value = self.old_regs.get(reg, 0xFFFF)
+                self._reply(bytes(old.short_frame(old.HEAD_READ, reg, value)), now_ms, 45)
             elif head == old.HEAD_WRITE:
                 if 0xF1 <= reg <= 0xF4:
                     # Observed on real units: F1..F3 are answered with the
@@ -135,6 +162,12 @@ class FakeBms:
                     self._reply(bytes(old.short_frame(old.HEAD_WRITE, 0xF5, 1)), now_ms, 50)
                     return
                 echo_value = value
+                if reg == 0xFF:
+                    self.saves += 1
+                elif reg < 0xF0:
+                    self.param_writes.append((reg, value))
+                    if not self.keep_params:
+                        self.old_regs[reg] = value
                 if reg == 0xFC:
                     self.balancer_toggle ^= 1
                     echo_value = self.balancer_toggle
@@ -181,6 +214,15 @@ class FakeBms:
         return out
 
 
+def _with_trailer(frame, code):
+    """A 0x12/0x42 reply: 6 bytes (FF code 00 00 + their CRC) before AA 55."""
+    t = bytearray((0xFF, code, 0, 0, 0, 0))
+    crc = crc16_modbus(t, 0, 4)
+    t[4] = crc & 0xFF
+    t[5] = crc >> 8
+    return frame[:-2] + bytes(t) + frame[-2:]
+
+
 class Display:
     """Another master polling the BMS on the same port."""
 
@@ -212,6 +254,8 @@ class Harness:
         self._bridge_waiting = False  # a frame of the engine awaits its reply
         self._bridge_sent = START_MS
         self.wire = []  # (time, frame) of bytes on the engine's RX, for tests
+        self.echo = False  # the bus shows the engine its own frames (at once)
+        self.record = True  # keep self.wire (long runs under MicroPython may switch it off)
 
     def run(self, ms, step=5):
         end = ticks_add(self.now, ms)
@@ -275,11 +319,14 @@ class Harness:
             if self._display_waiting or ticks_diff(self._busy_until, self.now) > 0:
                 self.collisions += 1
             engine.sent(self.now)
+            if self.echo:
+                self._to_engine(frame)
             self._bridge_waiting = True
             self._bridge_sent = self.now
             bms.receive(frame, self.now, engine.baud)
         self.now = ticks_add(self.now, step)
 
     def _to_engine(self, frame):
-        self.wire.append((self.now, frame))
+        if self.record:
+            self.wire.append((self.now, frame))
         self.engine.feed(frame, len(frame), self.now)

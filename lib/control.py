@@ -8,6 +8,8 @@
 #   err = control.authorize(header)            # None or ControlError
 #   doc = await control.command({"command": "charge-off"}, WHO_HTTP)
 #   doc = control.output({"output": "charger", "action": "off"}, WHO_MQTT, now_ms)
+#   values = await control.param_read_all(WHO_HTTP, refresh=True)   # the BMS's settings
+#   doc = await control.param_write({"key": K, "value": V, "confirm": "write-param"}, WHO_HTTP)
 #
 # Refusals raise ControlError(status, reason): 400 malformed, 401 no/wrong
 # token, 403 control disabled or a command not allowed, 503 busy.
@@ -86,6 +88,8 @@ class Control:
         self.clock = clock  # .ticks_ms()
         self.command_timeout_ms = command_timeout_ms
         self.refresh = None  # callable(now_ms): run an outputs pass now (the firmware sets it)
+        self.params = None  # link.paramjob.Values, made on the first parameter action
+        self._param_read = None  # the asyncio.Event of the full read in flight
 
     def on_refresh(self, refresh):
         """refresh(now_ms) runs an outputs pass (so an action takes effect at once)."""
@@ -154,6 +158,29 @@ class Control:
     def _refused(self, name, who):
         code = COMMAND_NAMES.index(name) if name in COMMAND_NAMES else 255
         self.log.add(EV_COMMAND, code, CMD_REFUSED, who, self.clock.ticks_ms())
+
+    # -- the BMS's parameters (the vendor app's parameter screen) -----------------------------
+    # The work is in lib/paramctl.py and the job code in link/paramjob.py,
+    # loaded on the first parameter action (and kept: loading and dropping
+    # them for each action would cut the heap into pieces): the firmware at
+    # rest holds only these methods.
+
+    def param_reading(self):
+        """A full read of the parameters is under way."""
+        return self._param_read is not None
+
+    async def param_read_all(self, who, refresh=False):
+        """The parameter cache (link.paramjob.Values), read afresh first when
+        `refresh` or when nothing of this BMS is cached; see paramctl."""
+        import paramctl
+
+        return await paramctl.read_all(self, who, refresh)
+
+    async def param_write(self, body, who):
+        """Write one parameter and read it back; see paramctl.write()."""
+        import paramctl
+
+        return await paramctl.write(self, body, who)
 
     # -- outputs, flags, ACC ------------------------------------------------------------------
 

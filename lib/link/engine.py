@@ -13,7 +13,9 @@
 # model honest (ok / stale / lost / asleep / unpowered, with data age), tells
 # what the wiring looks like, falls back to passive listening when another
 # master (a display) polls the port, and runs command transactions on a quiet
-# bus. Polling, decoding, state keeping and statistics allocate nothing.
+# bus, and parameter jobs (link/paramjob.py: the BMS's settings) between its
+# polls, after any queued command. Polling, decoding, state keeping and
+# statistics allocate nothing.
 #
 # It measures the line as it goes: the time the BMS takes to answer (the
 # reply timeout follows it, bounded by the poll interval, so a slow BMS stays
@@ -60,8 +62,11 @@ from ticks import ticks_add, ticks_diff, wrap_add
 _PHASE_IDLE = const(0)
 _PHASE_POLL = const(1)  # a status request is out, its reply is due
 _PHASE_COMMAND = const(2)  # a command frame is out, its ACK/echo is due
+_PHASE_PARAM = const(3)  # a parameter job's frame is out, its reply is due
 
 _QUEUE_DEPTH = const(4)
+_JOB_DEPTH = const(2)  # parameter jobs waiting
+_PARAM_GAP_MS = const(40)  # between a parameter exchange and the next frame (Wnt: >= 40 ms)
 _DROP_REASONS = const(9)  # len(ant.framer.REASONS)
 _ECHO_WINDOW_MS = const(60)
 _DIAGNOSE_AFTER = const(3)  # unanswered polls before a never-seen line is diagnosed
@@ -185,6 +190,9 @@ class LinkEngine:
         self.baud_changed = False
         self._queue = []  # Commands waiting (bounded)
         self._txn = None  # the Transaction in flight
+        self._jobs = []  # parameter jobs waiting (link/paramjob.py; bounded)
+        self._job = None  # the one in flight
+        self._job_turn = False  # a poll went out while a job runs: the job's exchange comes next
         self._phase = _PHASE_IDLE
         self._deadline = 0
         self._next_poll = 0
@@ -400,6 +408,8 @@ class LinkEngine:
             self._poll_timed_out(now_ms)
         elif self._phase == _PHASE_COMMAND and ticks_diff(now_ms, self._deadline) >= 0:
             self._command_timed_out(now_ms)
+        elif self._phase == _PHASE_PARAM and ticks_diff(now_ms, self._deadline) >= 0:
+            self._job_timed_out(now_ms)
         self._update_state(now_ms)
         if self.model.passive and self._other_master_gone(now_ms):
             self._leave_passive(now_ms)
@@ -408,7 +418,9 @@ class LinkEngine:
         if self._txn is not None:
             self._command_tick(now_ms)
         if self.tx is None and self._phase == _PHASE_IDLE and self._txn is None:
-            self._maybe_poll(now_ms)
+            self._maybe_poll(now_ms)  # a due poll goes before a parameter exchange
+            if self.tx is None and (self._job is not None or self._jobs):
+                self._job_tick(now_ms)
 
     def _saturate_stamps(self, now_ms):
         # ticks_diff() spans only +-2**29 ms (6.2 days): a stamp left older
@@ -438,8 +450,9 @@ class LinkEngine:
         that it also ticks whenever bytes arrive: the next poll, a reply's
         deadline, the end of a burst, the moment the data turns stale or
         lost (so the faces hear of it at once); short while a command runs,
-        another master polls, or the bus must first fall quiet."""
-        if self._txn is not None or self.model.passive:
+        a parameter job runs, another master polls, or the bus must first
+        fall quiet."""
+        if self._txn is not None or self._job is not None or self._jobs or self.model.passive:
             return 5
         if self._phase != _PHASE_IDLE:
             # The reply's deadline, or the next poll if that comes first (a
@@ -475,6 +488,9 @@ class LinkEngine:
             return
         if ticks_diff(now_ms, self._next_poll) < 0 or not self.bus_quiet(now_ms):
             return
+        if self._job_turn and self._job is not None and ticks_diff(now_ms, self._next_poll) < self.poll_ms() // 2:
+            return  # a parameter exchange between two polls (a poll waits half an interval at most)
+        self._job_turn = self._job is not None
         self.tx = self.detector.request()
         self._phase = _PHASE_POLL
         self._deadline = ticks_add(now_ms, self.reply_timeout_ms())
@@ -612,10 +628,21 @@ class LinkEngine:
                 self._on_status(b, o, PROTOCOL_NEW, now_ms)
             elif func < 0x10 or func == new.FN_CONTROL or func == new.FN_WRITE or func == new.FN_PASSWORD:
                 self._on_request(b, o, length, now_ms)
+            elif self._phase == _PHASE_PARAM and self._job is not None:
+                self._on_job_reply(self._job.on_new(b, o, length), now_ms)
             elif self._txn is not None:
                 self._on_command_reply(self._txn.on_new(b, o), now_ms)
         elif kind == KIND_OLD_SHORT:
             head = b[o]
+            job = self._job
+            if job is not None and head != old.HEAD_DATA and b[o + 2] != 0:
+                # A register reply (or echo) while a parameter job runs is
+                # the job's, in time or late: never another master's poll.
+                if self._phase == _PHASE_PARAM:
+                    echo = head == old.HEAD_READ and self._own_echo(b, o, length, now_ms)
+                    self._on_job_reply(job.on_old(b, o, echo), now_ms)
+                if self._txn is None or not self._txn.awaiting or head != old.HEAD_WRITE:
+                    return
             if self._txn is not None and head == old.HEAD_WRITE and self._txn.awaiting:
                 self._on_command_reply(self._txn.on_short(b, o), now_ms)
             elif head == old.HEAD_DATA or head == old.HEAD_READ or head == old.HEAD_WRITE:
@@ -810,7 +837,14 @@ class LinkEngine:
         if on != self.powered:
             self.powered = on
             self.framer.reset()
+            phase = self._phase
             self._phase = _PHASE_IDLE
+            # A frame in flight died with the supply: as if unanswered (a
+            # retry, or the failure a toggle gets: never sent twice blind).
+            if phase == _PHASE_COMMAND:
+                self._command_timed_out(now_ms)
+            elif phase == _PHASE_PARAM:
+                self._job_timed_out(now_ms)
             self._next_poll = now_ms
             self._saturate_stamps(now_ms)
             self._update_state(now_ms)
@@ -998,4 +1032,115 @@ class LinkEngine:
             self.log.add(EV_COMMAND, command.code, state, command.who, now_ms)
         if command.done_cb is not None:
             command.done_cb(command)
+        self.model.touch()
+
+    # -- parameter jobs (link/paramjob.py) ---------------------------------------
+    # The BMS's settings, read or written between status polls: a due poll
+    # goes first, a queued BMS command goes first, and each exchange waits for
+    # a quiet bus (or a display's gap) and _PARAM_GAP_MS after the last frame.
+
+    def submit_job(self, job, now_ms):
+        """Queue a link.paramjob.ParamJob. Returns False (and fails it)
+        when the queue is full."""
+        job.submitted_ms = now_ms
+        if len(self._jobs) >= _JOB_DEPTH:
+            self._finish_job(job, cmd.FAILED, "parameter queue full", now_ms)
+            return False
+        self._jobs.append(job)
+        return True
+
+    def _job_tick(self, now_ms):
+        job = self._job
+        if job is None:
+            job = self._jobs[0]
+            if ticks_diff(now_ms, job.submitted_ms) >= self.config.command_timeout_ms:
+                self._jobs.pop(0)
+                self._finish_job(job, cmd.FAILED, self._not_ready_reason(), now_ms)
+                return
+            if self.model.link != LINK_OK or not (self.detector.locked or self.model.passive):
+                return  # wait for a live, identified BMS
+            self._jobs.pop(0)
+            try:
+                reason = job.begin(self.model.protocol, self.config.password, now_ms)
+            except MemoryError:  # a face action on a full heap: fail it, never the link
+                reason = "out of memory"
+            if reason:
+                self._finish_job(job, cmd.FAILED, reason, now_ms)
+                return
+            job.state = cmd.RUNNING
+            self._job = job
+        if job.awaiting or self._phase != _PHASE_IDLE:
+            return
+        if ticks_diff(now_ms, job.since_ms) >= self.config.command_timeout_ms:
+            self._end_job(cmd.FAILED, "timed out (%s)" % self._not_ready_reason(), now_ms)
+            return
+        if self.model.protocol != job.protocol:
+            self._end_job(cmd.FAILED, "the BMS changed protocol", now_ms)
+            return
+        if self.model.link != LINK_OK or not self._may_transmit(now_ms):
+            return
+        if ticks_diff(now_ms, self._last_rx) < _PARAM_GAP_MS or ticks_diff(now_ms, self._last_tx) < _PARAM_GAP_MS:
+            return
+        try:
+            self.tx = job.frame()
+        except MemoryError:
+            self._end_job(cmd.FAILED, "out of memory", now_ms)
+            return
+        self._job_turn = False
+        job.awaiting = True
+        self._phase = _PHASE_PARAM
+        extra = self.reply_timeout_ms() - self.default_timeout_ms()  # a BMS slower than real units
+        self._deadline = ticks_add(now_ms, job.reply_ms() + (extra if extra > 0 else 0))
+
+    def _on_job_reply(self, verdict, now_ms):
+        job = self._job
+        if verdict is None or job is None:
+            return
+        self._phase = _PHASE_IDLE
+        job.awaiting = False
+        if verdict is not True:
+            self._end_job(cmd.FAILED, verdict, now_ms)
+            return
+        result = job.advance(now_ms)
+        if result:
+            self._end_job(result, job.reason, now_ms)
+
+    def _job_timed_out(self, now_ms):
+        job = self._job
+        self._phase = _PHASE_IDLE
+        if job is None:
+            return
+        job.awaiting = False
+        if job.timed_out():
+            self._on_job_reply(True, now_ms)
+            return
+        if job.attempts >= self.config.command_attempts:
+            self._end_job(cmd.FAILED, job.no_reply() + " after %d attempts" % job.attempts, now_ms)
+            return
+        job.attempts += 1
+        job.retry()
+
+    def _end_job(self, state, reason, now_ms):
+        job = self._job
+        self._job = None
+        if self._phase == _PHASE_PARAM:
+            self._phase = _PHASE_IDLE
+        if job is not None:
+            self._finish_job(job, state, reason, now_ms)
+
+    def _finish_job(self, job, state, reason, now_ms):
+        job.state = state
+        job.reason = reason
+        job.finished_ms = now_ms
+        job.awaiting = False
+        if job.code != 255:  # a write: counted and logged like a command
+            if state == cmd.DONE:
+                self.stats.commands_ok = wrap_add(self.stats.commands_ok, 1)
+            else:
+                self.stats.commands_failed = wrap_add(self.stats.commands_failed, 1)
+                self._error(ERR_COMMAND, now_ms)
+            if self.log is not None:
+                self.log.add(EV_COMMAND, job.code, state, job.who, now_ms)
+        if job.done_cb is not None:
+            job.done_cb(job)
         self.model.touch()

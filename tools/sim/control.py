@@ -23,6 +23,7 @@ HELP = {
     "password SECRET|none": "set / clear the required password",
     "time_scale X": "speed factor of the pack dynamics",
     "limit NAME VALUE": "set a protection limit (names: see state.limits)",
+    "log CODE CELL charge|discharge": "add an entry to the OLD system log (state code 0..31, cell 0..31)",
     "help": "this list",
 }
 
@@ -177,6 +178,11 @@ def _run(dev, cmd, args, now):
         if not 0 < scale <= 1e6:
             raise CommandError("time_scale must be > 0")
         dev.time_scale = scale
+    elif cmd == "log":
+        _arity(args, 3, "log CODE CELL charge|discharge")
+        if args[2] not in ("charge", "discharge"):
+            raise CommandError("the table is charge or discharge")
+        dev.protection.add_entry(_int(args[0], "code"), _int(args[1], "cell"), args[2] == "discharge")
     elif cmd == "limit":
         _arity(args, 2, "limit NAME VALUE")
         if not hasattr(dev.limits, args[0]):

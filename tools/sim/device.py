@@ -93,7 +93,7 @@ class Device:
             self.profile.set_constant(c.current)
         self.limits = Limits()
         self.protection = Protection(self.limits)
-        self.registers = Registers(self.limits, self.pack)
+        self.registers = Registers(self.limits, self.pack, runtime=self.runtime_s)
         self.power = Power(c.idle_sleep_s, c.reboot_s)
         self.power.boot_time = now
         self.faults = Faults(c.seed)
@@ -317,6 +317,11 @@ class Device:
             self.reboot(now)
         elif name == "zero-current":
             self.zero_current_calls += 1
+        elif name == "save":
+            if protocol == "old":
+                self.registers.old_apply()
+            else:
+                self.registers.new_save()
         elif name.endswith("-preset"):
             self.limits.load_preset(name[: -len("-preset")])
         elif name == "clear-discharge-ah":
@@ -336,6 +341,7 @@ class Device:
         self.authed = False
         self.responder.reset_session()
         self.protection.clear()
+        self.registers.reboot()
 
     # -- frames ---------------------------------------------------------------
 
@@ -390,7 +396,7 @@ class Device:
         st.discharge_gate_dv = 101 if st.discharge_mos == CHARGE_ON else 0
         st.comparator_raw = 0x02A7
         if protocol == "old":
-            st.syslog = self.protection.syslog
+            st.syslog = self.protection.log_word()
         else:
             st.permission = 5
             st.battery_state = 2 if st.current_da > 0 else (3 if st.current_da < 0 else 1)
@@ -470,9 +476,13 @@ class Device:
             "fault_counts": self.faults.counters(),
             "protection": self.protection.names(),
             "syslog": self.protection.syslog,
+            "system_log": self.protection.log_entries(),
             "idle_sleep_s": self.power.idle_sleep_s,
             "time_scale": self.time_scale,
             "sim_time_s": round(self.sim_time, 3),
             "limits": dict(vars(self.limits)),
             "param_writes": self.registers.writes,
+            "param_applies": self.registers.applies,
+            "param_saves": self.registers.saves,
+            "params": {p: self.registers.snapshot(p) for p in ("old", "new") if self.protocol in (p, "both")},
         }

@@ -1,6 +1,9 @@
 # Protections: limits with hysteresis that switch the MOSFETs off with the
 # reference's state codes (§2.3), the NEW protocol's protection/warning flag
-# bytes and the OLD protocol's rolling system-log word.
+# bytes and the OLD protocol's system log: 32 slots, each new entry in the
+# next slot (a ring), shown one slot per status frame in the rolling word
+# (bytes 136-137): the newest entry first, then round the filled slots, as a
+# real unit rolls through its log (the 2019 capture in the reference).
 #
 # The meaning of the NEW flag bytes is not published (reference §3.2, §9.4).
 # Observed bits are reproduced (byte 10 bit 1 with charge code 2, byte 12
@@ -41,7 +44,7 @@ class Limits:
         self.discharge_ut_recover_c = -15
         self.balance_diff_mv = 10
         self.balance_current_ma = 100
-        self.standby_s = 0
+        self.standby_s = 180  # OLD register 22 on Wnt's unit
 
     def load_preset(self, chemistry):
         if chemistry == "lfp":
@@ -96,8 +99,10 @@ class Protection:
         self.limits = limits
         self.active = {}  # name -> simulated time it tripped
         self._oc_since = {"charge_overcurrent": None, "discharge_overcurrent": None}
-        self.syslog = 0
-        self._log_slot = 0
+        self.syslog = 0  # the newest entry's word (0: none yet)
+        self.log = [None] * 32  # the system log by slot: word or None
+        self._log_slot = 0  # where the next entry goes
+        self._cursor = 0  # the slot the next frame shows (or the next filled one after it)
         self.trips = 0
 
     def clear(self):
@@ -114,12 +119,38 @@ class Protection:
             del self.active[name]
 
     def _log(self, name, cell):
-        # OLD system-log word: bits 0-4 code, 5-9 cell, 10-14 slot, 15 = discharge table.
         charge_code, discharge_code = _KINDS[name][0], _KINDS[name][1]
-        discharge = 1 if charge_code == 0 else 0
-        code = discharge_code if discharge else charge_code
-        self.syslog = (code & 0x1F) | ((cell & 0x1F) << 5) | (self._log_slot << 10) | (discharge << 15)
-        self._log_slot = (self._log_slot + 1) & 0x1F
+        discharge = charge_code == 0
+        self.add_entry(discharge_code if discharge else charge_code, cell, discharge)
+
+    def add_entry(self, code, cell, discharge):
+        """A new system-log entry in the next slot. OLD word: bits 0-4 code,
+        5-9 cell, 10-14 slot, 15 = discharge table."""
+        if not 0 <= code <= 31 or not 0 <= cell <= 31:
+            raise ValueError("code and cell must be 0..31")
+        slot = self._log_slot
+        word = code | (cell << 5) | (slot << 10) | ((1 if discharge else 0) << 15)
+        self.log[slot] = word
+        self.syslog = word
+        self._cursor = slot  # the next frame shows it
+        self._log_slot = (slot + 1) & 0x1F
+        return word
+
+    def log_word(self):
+        """The word the next OLD status frame carries: the next filled slot
+        in turn (0 while the log is empty)."""
+        for k in range(32):
+            slot = (self._cursor + k) & 0x1F
+            word = self.log[slot]
+            if word is not None:
+                self._cursor = (slot + 1) & 0x1F
+                return word
+        return 0
+
+    def log_entries(self):
+        return [{"slot": slot, "word": word, "code": word & 0x1F, "cell": (word >> 5) & 0x1F,
+                 "table": "discharge" if word & 0x8000 else "charge"}
+                for slot, word in enumerate(self.log) if word is not None]
 
     def evaluate(self, t, cells_mv, probes_c, mosfet_c, demand_a, charge_open, discharge_open):
         """Update the active set at simulated time t. demand_a is the current

@@ -3,11 +3,13 @@
 #
 # Behaviour (reference §2.1, §2.6, §3.1, §3.5-3.7 and host_tests/linkharness):
 #   OLD  5A 5A 00 .. / DB DB 00 ..   -> 140-byte status
-#        5A 5A REG                   -> 5A 5A REG value (FFFF = unknown)
+#        5A 5A REG                   -> 5A 5A REG value (FFFF = unknown; the
+#                                       parameters of sim/registers.py)
 #        A5 A5 F1..F3                -> A5 A5 F5 00 01 F6 (rejected), always
 #        A5 A5 F4                    -> echo if the password is right, else reject
 #        A5 A5 REG (control/write)   -> echo (0xFC: the new balancer state), or
-#                                       the reject frame without the password
+#                                       the reject frame without the password;
+#                                       a register write waits for A5 A5 FF
 #   NEW  0x01 -> 0x11 status; 0x02 -> 0x12 + FF 0B trailer (0x026C = device
 #        info); 0x22 -> 0x42 echo + FF 0A trailer (FF 01 without permission);
 #        0x23 -> 0x43 level 5 / 0; 0x51 -> 0x61 ACK result 1 (3 without the
@@ -84,7 +86,7 @@ class Responder:
         if head == old.HEAD_DATA:
             return []  # DB DB 01 .. "screen switch": nothing to send
         if head == old.HEAD_READ:
-            return [(ECHO, bytes(old.short_frame(old.HEAD_READ, reg, dev.registers.old_read(reg, dev.runtime_s()))))]
+            return [(ECHO, bytes(old.short_frame(old.HEAD_READ, reg, dev.registers.old_read(reg))))]
         if head != old.HEAD_WRITE:
             return []
         if old.REG_PASSWORD_1 <= reg <= _OLD_PASSWORD_LAST:
