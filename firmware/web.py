@@ -217,9 +217,10 @@ class Routes(Microdot):
         return 405, entries[0][2], entries[0][3]
 
 
-def create(hub, control, clock, health, on_client=None, names=(), commands=()):
+def create(hub, control, clock, health, on_client=None, names=(), commands=(), extra=()):
     """The microdot app. `health()`: the /api/health dict; `on_client(now)`:
-    a request came in (ACC keep-awake "client" mode)."""
+    a request came in (ACC keep-awake "client" mode); `extra`: more
+    sub-apps (other faces' routes), mounted after these."""
     app = Routes()
     reads = Microdot()
     actions = Microdot()
@@ -384,5 +385,7 @@ def create(hub, control, clock, health, on_client=None, names=(), commands=()):
     app.mount(reads)
     app.mount(live)
     app.mount(actions)
+    for sub in extra:
+        app.mount(sub)
     return app
 
