@@ -30,8 +30,10 @@ HTML = "text/html; charset=UTF-8"
 
 
 def esc(s):
-    return (str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-            .replace("'", "&#39;"))
+    s = str(s)
+    if "&" not in s and "<" not in s and ">" not in s and '"' not in s and "'" not in s:
+        return s  # (the common case: no copy)
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#39;")
 
 
 def bars(rssi):
@@ -41,50 +43,77 @@ def bars(rssi):
 
 def _status(w, wifi, now):
     m = wifi.m
-    ssid = esc(wifi.ssid)
     if m.state == UP:
-        text = "Connected to <b>" + ssid + "</b> as " + esc(wifi.ip or "") + ". Open <b>http://" + \
-            esc(wifi.hostname) + ".local/</b> or <b>http://" + esc(wifi.ip or "") + "/</b>."
+        ip = esc(wifi.ip or "")
+        w.text("<p class='ok'>Connected to <b>")
+        w.text(esc(wifi.ssid))
+        w.text("</b> as ")
+        w.text(ip)
+        w.text(". Open <b>http://")
+        w.text(esc(wifi.hostname))
+        w.text(".local/</b> or <b>http://")
+        w.text(ip)
+        w.text("/</b>.")
         left = m.ap_left(now)
         if left >= 0:
-            text += " This set-up network closes in " + str(left // 1000 + 1) + " s."
-        w.text("<p class='ok'>" + text + "</p>")
+            w.text(" This set-up network closes in ")
+            w.text(str(left // 1000 + 1))
+            w.text(" s.")
+        w.text("</p>")
     elif m.state == JOINING or m.state == CONNECTING:
-        w.text("<p class='note'>Joining <b>" + ssid + "</b>&hellip;</p>")
+        w.text("<p class='note'>Joining <b>")
+        w.text(esc(wifi.ssid))
+        w.text("</b>&hellip;</p>")
     else:
-        why = WIFI_REASONS[m.reason] or WIFI_REASONS[m.setup_cause] or "not connected"
-        w.text("<p class='note'>Not connected" + (" to <b>" + ssid + "</b>" if wifi.ssid else "") + ": " +
-               esc(why) + ".</p>")
+        w.text("<p class='note'>Not connected")
+        if wifi.ssid:
+            w.text(" to <b>")
+            w.text(esc(wifi.ssid))
+            w.text("</b>")
+        w.text(": ")
+        w.text(WIFI_REASONS[m.reason] or WIFI_REASONS[m.setup_cause] or "not connected")
+        w.text(".</p>")
 
 
 def render(w, wifi, control, now, message):
     m = wifi.m
-    busy = m.state == JOINING or m.state == CONNECTING or m.ap_left(now) >= 0
     w.text("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
            "<meta name='viewport' content='width=device-width,initial-scale=1'>")
-    if busy:
+    if m.state == JOINING or m.state == CONNECTING or m.ap_left(now) >= 0:
         w.text("<meta http-equiv='refresh' content='3;url=/setup'>")
-    w.text("<title>antbridge set-up</title><style>" + _STYLE + "</style></head><body><h2>" + esc(wifi.ap_name) +
-           " Wi-Fi set-up</h2>")
+    w.text("<title>antbridge set-up</title><style>")
+    w.text(_STYLE)
+    w.text("</style></head><body><h2>")
+    w.text(wifi.ap_name)
+    w.text(" Wi-Fi set-up</h2>")
     if message:
-        w.text("<p class='bad'>" + esc(message) + "</p>")
+        w.text("<p class='bad'>")
+        w.text(esc(message))
+        w.text("</p>")
     _status(w, wifi, now)
     if w.full():
         yield
     w.text("<form method='post' action='/setup'><p>Network:</p>")
-    for name, rssi, is_open in wifi.networks:
-        w.text("<label><input type='radio' name='ssid' value=\"" + esc(name) + "\"" +
-               (" checked" if name == wifi.ssid else "") + "> " + esc(name) + " <span title='" + str(rssi) +
-               " dBm'>" + bars(rssi) + "</span> " + str(rssi) + " dBm" + (" (open)" if is_open else "") +
-               "</label>")
+    for ssid, rssi, is_open in wifi.networks:
+        name = esc(ssid)
+        w.text("<label><input type='radio' name='ssid' value=\"")
+        w.text(name)
+        w.text("\" checked> " if ssid == wifi.ssid else "\"> ")
+        w.text(name)
+        w.text(" <span>")
+        w.text(bars(rssi))
+        w.text("</span> ")
+        w.text(str(rssi))
+        w.text(" dBm (open)</label>" if is_open else " dBm</label>")
         if w.full():
             yield
     if not wifi.networks:
         w.text("<p>(no scan yet)</p>")
     w.text("<label>Other network (name): <input type='text' name='other' maxlength='32' autocapitalize='none'>"
            "</label><label>Password: <input type='password' name='password' maxlength='64'></label>"
-           "<label>Hostname: <input type='text' name='hostname' maxlength='32' autocapitalize='none' value=\"" +
-           esc(wifi.hostname) + "\"></label>")
+           "<label>Hostname: <input type='text' name='hostname' maxlength='32' autocapitalize='none' value=\"")
+    w.text(esc(wifi.hostname))
+    w.text("\"></label>")
     if w.full():
         yield
     if control.token:
@@ -141,7 +170,7 @@ async def save(request, wifi, control, clock, root):
     if "scan" in f:
         if wifi.m.setup_mode():  # (a scan stalls the radio ~2 s: not for the LAN to trigger)
             wifi.client_seen(now)
-            wifi.rescan(now)
+            wifi.rescan()
         return web.Reply("", 303, {"Location": "/setup"}, "See Other")
     token = f.get("token", "")
     new_token = None

@@ -58,6 +58,7 @@ class WifiTask:
         self.ap_name = "antbridge-" + suffix
         self.hostname = settings.wifi_hostname or "antbridge-" + suffix.lower()
         self.ap_password = settings.wifi_ap_password
+        self.http_port = hw.http_port(settings.http_port)
         self.m = WifiState(settings.wifi_setup_after_ms, log)
         hub.wifi = self.m
         self.sched = None  # ntp.NtpSchedule from the first time the station is up
@@ -137,7 +138,7 @@ class WifiTask:
             self.ip = None
             m.rssi = 0
             self._ntp_stop()
-        if self._scan:
+        if self._scan and (self.scanned_ms < 0 or ticks_diff(now, self.scanned_ms) >= _SCAN_MIN_MS):
             self._scan = False
             self._do_scan(now)
         if m.changes != self._published:
@@ -180,6 +181,7 @@ class WifiTask:
                 self._apply(more & ~actions, now)
         if actions & A_SCAN:
             self._scan = True
+            self.scanned_ms = -1  # at once
 
     # -- the clock -----------------------------------------------------------------------
 
@@ -255,11 +257,11 @@ class WifiTask:
         self.networks = networks
         self.scanned_ms = now
 
-    def rescan(self, now):
-        """The set-up page asks for a fresh list (at most every _SCAN_MIN_MS)."""
-        if self.scanned_ms < 0 or ticks_diff(now, self.scanned_ms) >= _SCAN_MIN_MS:
-            self._scan = True
-            self.wakeup.fire()
+    def rescan(self):
+        """The set-up page asks for a fresh list (it comes at most every
+        _SCAN_MIN_MS: each scan stalls the interpreter)."""
+        self._scan = True
+        self.wakeup.fire()
 
     def join(self, ssid, password, hostname, now):
         """New credentials (saved by the portal): try them now."""
@@ -275,7 +277,7 @@ class WifiTask:
         self.m.client_seen(now)
 
     def setup_url(self):
-        port = self.hw.http_port(80)
+        port = self.http_port
         return "http://" + (self.ap_ip or "192.168.4.1") + ("" if port == 80 else ":" + str(port)) + "/setup"
 
     # -- faces ---------------------------------------------------------------------------

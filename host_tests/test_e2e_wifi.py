@@ -26,6 +26,7 @@ import fwproc
 from fwproc import TOKEN, wait_until
 
 LINK = {"poll_ms": 250, "poll_floor_ms": 100, "listen_first_ms": 100}
+POLL_S = 0.25  # how often the test looks: gently, the link's rhythm is being measured
 HOME = {"ssid": "home", "password": "home-pass-123", "rssi": -61, "ip": "192.168.50.20"}
 NEIGHBOUR = {"ssid": "neighbour <5G>", "password": "x" * 12, "rssi": -83}
 AP_PASSWORD = "setup-pass-1"
@@ -187,7 +188,7 @@ def test_first_boot_set_up_from_a_phone(tmp_path, ntp):
         fw.wait_link("ok")
         rhythm = Rhythm(fw)
         w = wait_until(lambda: (lambda d: d if d["ap"]["up"] and d["networks"] else None)(wifi(fw)), 10,
-                       what="set-up mode with a scan")
+                       POLL_S, "set-up mode with a scan")
         assert w["mode"] == "set-up" and w["state"] == "set-up mode" and w["setup_cause"] == "no network configured"
         assert w["ap"]["ssid"] == "antbridge-AB12" and w["ap"]["security"] == "wpa2" and w["ap"]["ip"] == "127.0.0.1"
         assert [(n["ssid"], n["rssi_dbm"]) for n in w["networks"]] == [("home", -61), ("neighbour <5G>", -83)]
@@ -196,7 +197,7 @@ def test_first_boot_set_up_from_a_phone(tmp_path, ntp):
         assert ("ap_start", "antbridge-AB12") in [(a, b) for _, a, b in air.actions()]
 
         # Before NTP the clock is unset: quiet hours are unknown, the normal threshold holds.
-        wait_until(lambda: fw.get_json("/api/outputs")["outputs"][0]["state"] == "on", 10, what="the generator on")
+        wait_until(lambda: fw.get_json("/api/outputs")["outputs"][0]["state"] == "on", 10, POLL_S, "the generator on")
 
         # A phone on the set-up network resolves whatever it asks to the bridge.
         for name in ("connectivitycheck.gstatic.com", "captive.apple.com", "www.msftconnecttest.com",
@@ -227,6 +228,13 @@ def test_first_boot_set_up_from_a_phone(tmp_path, ntp):
         assert "name='viewport'" in page and "<script" not in page
         assert 'value="home"' in page and "-61 dBm" in page
         assert "neighbour &lt;5G&gt;" in page and "<5G>" not in page  # a network's name is data, never markup
+        air.set([HOME, NEIGHBOUR, {"ssid": "cafe", "rssi": -70}])  # an open network comes in range
+        status, headers, _ = post_form(fw, {"scan": "1"})
+        assert status == 303 and headers["Location"] == "/setup"
+        wait_until(lambda: "cafe" in [n["ssid"] for n in wifi(fw)["networks"]], 15, POLL_S, "a rescan (10 s apart)")
+        assert [a for _, a, _ in air.actions()].count("scan") == 2
+        _, _, page = raw(fw, "GET", "/setup")
+        assert 'value="cafe"' in page and "(open)" in page
 
         # A wrong token saves nothing.
         before = settings_file(fw)
@@ -245,19 +253,21 @@ def test_first_boot_set_up_from_a_phone(tmp_path, ntp):
         assert saved["wifi"] == {"ap_password": AP_PASSWORD, "ntp_server": "127.0.0.1:%d" % ntp.port, "ssid": "home",
                                  "password": HOME["password"], "hostname": "garage-bms"}
         assert saved["api_token"] == TOKEN and saved["outputs"] == settings["outputs"]
-        w = wait_until(lambda: (lambda d: d if d["state"] == "up" else None)(wifi(fw)), 10, what="joined")
+        w = wait_until(lambda: (lambda d: d if d["state"] == "up" else None)(wifi(fw)), 10, POLL_S, "joined")
         assert w["ip"] == "192.168.50.20" and w["ssid"] == "home" and w["rssi_dbm"] == -61
         assert w["hostname"] == "garage-bms" and w["mode"] == "station"
         assert w["ap"]["up"] and 0 < w["ap"]["closes_in_ms"] <= 30000  # still up, for the phone
+        metrics = raw(fw, "GET", "/metrics")[2]
+        assert "antbridge_wifi_connected 1\n" in metrics and "antbridge_wifi_rssi_dbm -61\n" in metrics
         status, _, page = raw(fw, "GET", "/setup")
         assert "Connected to <b>home</b> as 192.168.50.20" in page and "garage-bms.local" in page
         assert resolve(dns_port, "captive.apple.com") == ["127.0.0.1"]
 
         # Online: the clock from NTP, and the quiet-hours rule at local time.
-        wait_until(lambda: wifi(fw)["ntp"]["synced"], 10, what="NTP")
+        wait_until(lambda: wifi(fw)["ntp"]["synced"], 10, POLL_S, "NTP")
         assert ntp.requests >= 1
         doc = wait_until(lambda: (lambda o: o if o["state"] == "off" else None)(fw.get_json("/api/outputs")["outputs"][0]),
-                         10, what="the generator off in quiet hours")
+                         10, POLL_S, "the generator off in quiet hours")
         events = fw.get_json("/api/events")["events"]
         off = [e for e in events if e["kind"] == "output" and e["a"] == 0 and e["b"] == 0]
         assert off and off[0]["time"].startswith("2025-06-01T21:00:"), off  # stamped in UTC by the NTP clock
@@ -283,9 +293,9 @@ def test_a_wrong_password_falls_back_to_set_up_mode(tmp_path):
     with fwproc.bridge(tmp_path, (), link=LINK, settings=settings, env=air.env(udp_port())) as (sim, fw):
         fw.wait_link("ok")
         rhythm = Rhythm(fw)
-        w = wait_until(lambda: (lambda d: d if d["state"] == "down" else None)(wifi(fw)), 10, what="down")
+        w = wait_until(lambda: (lambda d: d if d["state"] == "down" else None)(wifi(fw)), 10, POLL_S, "down")
         assert w["reason"] == "wrong password" and w["code"] == 202 and w["mode"] == "station" and not w["ap"]["up"]
-        w = wait_until(lambda: (lambda d: d if d["state"] == "set-up mode" else None)(wifi(fw)), 15, 0.2, "set-up")
+        w = wait_until(lambda: (lambda d: d if d["state"] == "set-up mode" else None)(wifi(fw)), 15, POLL_S, "set-up")
         assert w["setup_cause"] == "the network failed too long" and w["reason"] == "wrong password"
         acts = air.actions()
         first = [t for t, a, _ in acts if a == "connect"][0]
@@ -304,7 +314,7 @@ def test_boot_button_held_at_start_means_set_up_mode(tmp_path):
     settings = {"wifi": {"ssid": "home", "password": HOME["password"], "ntp_server": ""}}
     env = dict(air.env(udp_port()), ANTBRIDGE_HELD="boot_button")
     with fwproc.bridge(tmp_path, (), link=LINK, settings=settings, env=env) as (sim, fw):
-        w = wait_until(lambda: (lambda d: d if d["ap"]["up"] else None)(wifi(fw)), 10, what="set-up mode")
+        w = wait_until(lambda: (lambda d: d if d["ap"]["up"] else None)(wifi(fw)), 10, POLL_S, "set-up mode")
         assert w["state"] == "set-up mode" and w["setup_cause"] == "BOOT button held"
         assert "connect" not in [a for _, a, _ in air.actions()]
         assert "BOOT button held" in fw.output()[0]
@@ -315,14 +325,14 @@ def test_a_lost_network_is_rejoined_with_backoff(tmp_path):
     settings = {"wifi": {"ssid": "home", "password": HOME["password"], "setup_after_min": 10, "ntp_server": ""}}
     with fwproc.bridge(tmp_path, (), link=LINK, settings=settings, env=air.env(udp_port())) as (sim, fw):
         fw.wait_link("ok")
-        wait_until(lambda: wifi(fw)["state"] == "up", 10, what="up")
+        wait_until(lambda: wifi(fw)["state"] == "up", 10, POLL_S, "up")
         rhythm = Rhythm(fw)
         air.set([])  # the router goes off
-        w = wait_until(lambda: (lambda d: d if d["state"] in ("down", "connecting") else None)(wifi(fw)), 5, 0.05, "down")
+        w = wait_until(lambda: (lambda d: d if d["state"] in ("down", "connecting") else None)(wifi(fw)), 5, 0.1, "down")
         assert fw.get_json("/api/health")["wifi"]["ip"] is None
         time.sleep(19)  # connects at about 1, 3.3, 7.6, 15.9 s (pauses 1, 2, 4, 8 s, each join 0.3 s)
         air.set([HOME])  # back
-        wait_until(lambda: wifi(fw)["state"] == "up", 25, 0.2, "up again")
+        wait_until(lambda: wifi(fw)["state"] == "up", 25, POLL_S, "up again")
         connects = [t for t, a, _ in air.actions() if a == "connect"][1:]
         gaps = [b - a for a, b in zip(connects, connects[1:])]
         # Each pause twice the one before (plus the 0.3 s join and the
@@ -336,3 +346,26 @@ def test_a_lost_network_is_rejoined_with_backoff(tmp_path):
         texts = [e["text"] for e in fw.get_json("/api/events")["events"]]
         assert "Wi-Fi down: connection lost (status 200)" in texts
         rhythm.check()
+
+
+def test_a_bridge_without_a_token_takes_one_from_the_set_up_page(tmp_path):
+    # Control is off without an API token; on the bridge's own set-up
+    # network the form chooses one (at least 16 characters), and the API
+    # takes it at once.
+    air = Air(tmp_path, [HOME])
+    raw_settings = json.dumps({"link": LINK, "wifi": {"ap_password": AP_PASSWORD, "ntp_server": ""}})
+    with fwproc.bridge(tmp_path, (), raw_settings=raw_settings, env=air.env(udp_port())) as (sim, fw):
+        wait_until(lambda: wifi(fw)["ap"]["up"], 10, POLL_S, "set-up mode")
+        assert fw.post_json("/api/outputs", {"output": 1, "action": "on"}, token="chosen-token-0123456789")[0] == 403
+        _, _, page = raw(fw, "GET", "/setup")
+        assert "Choose an API token" in page
+        status, _, page = post_form(fw, {"ssid": "home", "password": HOME["password"], "token": "too-short"})
+        assert status == 400 and "at least 16 characters" in page and "api_token" not in settings_file(fw)
+        status, _, _ = post_form(fw, {"ssid": "home", "password": HOME["password"], "token": "chosen-token-0123456789"})
+        assert status == 303 and settings_file(fw)["api_token"] == "chosen-token-0123456789"
+        status, doc = fw.post_json("/api/outputs", {"output": 1, "action": "on"}, token="chosen-token-0123456789")
+        assert status == 200 and doc["ok"], doc
+        wait_until(lambda: wifi(fw)["state"] == "up", 10, POLL_S, "joined")
+        # Now the token is set: the form needs it like every other change.
+        status, _, page = post_form(fw, {"ssid": "home", "password": HOME["password"], "token": "another-token-0123456"})
+        assert status == 401
