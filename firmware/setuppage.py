@@ -90,6 +90,9 @@ def render(w, wifi, control, now, message):
         w.text("<p class='bad'>")
         w.text(esc(message))
         w.text("</p>")
+    if m.setup_mode() and not wifi.ap_password:
+        w.text("<p class='bad'>This set-up network is open: what you type here crosses the air unencrypted. "
+               "Give it a password (settings.json wifi.ap_password; make deploy sets one).</p>")
     _status(w, wifi, now)
     if w.full():
         yield
