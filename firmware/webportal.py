@@ -7,15 +7,17 @@
 #                           first visit: it costs RAM only once someone uses it)
 #   POST /setup             save a network (form), then join it; or, with
 #                           the form's "scan" button, list the networks again
-#   any other path          in set-up mode 302 to the set-up page, else 404
+#   in set-up mode, any other path, or any path of another host (a name
+#   our DNS resolved to us): 302 to the set-up page; else 404
 #                           (JSON, as web.py's). That covers the connectivity
 #                           checks of Android (/generate_204), Apple
 #                           (/hotspot-detect.html), Windows (/ncsi.txt,
 #                           /connecttest.txt, /redirect), Firefox
 #                           (/canonical.html) and whatever else a phone or a
 #                           typed address asks: the phone offers to open the
-#                           set-up page. (It is the 404 handler, mounted after
-#                           web.py's: no route table entry per probe path.)
+#                           set-up page. (The 404 handler, mounted after
+#                           web.py's, and a before-request check of the Host
+#                           header: no route table entry per probe path.)
 import views
 import web
 from microdot import Microdot  # pyright: ignore[reportMissingImports]
@@ -28,12 +30,25 @@ def create(wifi, control, clock, root):
     (settings.json)."""
     app = Microdot()
 
+    def to_setup():
+        wifi.client_seen(clock.ticks_ms())
+        return web.Reply("", 302, {"Location": wifi.setup_url(), "Cache-Control": "no-store"}, "Found")
+
     @app.errorhandler(404)
     async def captive(request):
         if not wifi.m.setup_mode():
             return web.error(404, "not found")
-        wifi.client_seen(clock.ticks_ms())
-        return web.Reply("", 302, {"Location": wifi.setup_url(), "Cache-Control": "no-store"}, "Found")
+        return to_setup()
+
+    @app.before_request
+    async def foreign_host(request):
+        # In set-up mode a request for another site's page (its name
+        # resolved to us) goes to the set-up page, whatever its path.
+        if wifi.m.setup_mode():
+            host = request.headers.get("Host")
+            if host and not wifi.is_own_host(host):
+                return to_setup()
+        return None
 
     @app.get("/api/wifi")
     async def wifi_get(request):

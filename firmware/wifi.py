@@ -276,6 +276,12 @@ class WifiTask:
     def client_seen(self, now):
         self.m.client_seen(now)
 
+    def is_own_host(self, host):
+        """A Host header that names the bridge (its addresses, its name)."""
+        name = host.split(":")[0].lower()
+        h = self.hostname.lower()
+        return name == self.ap_ip or name == self.ip or name == h or (name.endswith(".local") and name[:-6] == h)
+
     def setup_url(self):
         port = self.http_port
         return "http://" + (self.ap_ip or "192.168.4.1") + ("" if port == 80 else ":" + str(port)) + "/setup"

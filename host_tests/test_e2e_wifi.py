@@ -223,6 +223,11 @@ def test_first_boot_set_up_from_a_phone(tmp_path, ntp):
             status, headers, _ = raw(fw, "GET", path, headers={"Host": host})
             assert status == 302 and headers["Location"] == setup_url, (path, status, headers)
 
+        # So is a page of any other site a phone or its user asks for; the bridge's own pages stay.
+        status, headers, _ = raw(fw, "GET", "/", headers={"Host": "example.org"})
+        assert status == 302 and headers["Location"] == setup_url
+        status, headers, _ = raw(fw, "GET", "/")
+        assert status == 200 and headers["Content-Type"].startswith("text/html")  # the status page
         status, headers, page = raw(fw, "GET", "/setup")
         assert status == 200 and headers["Content-Type"].startswith("text/html")
         assert "name='viewport'" in page and "<script" not in page

@@ -141,8 +141,8 @@ class Conn:
         pass
 
 
-def request(label, method, path, body=b"", ctype=None):
-    head = method + " " + path + " HTTP/1.0\r\nHost: 192.168.4.1\r\n"
+def request(label, method, path, body=b"", ctype=None, host=None):
+    head = method + " " + path + " HTTP/1.0\r\nHost: " + (host or task.ap_ip) + "\r\n"
     if body:
         head += "Content-Type: " + ctype + "\r\nContent-Length: " + str(len(body)) + "\r\n"
     conn = Conn((head + "\r\n").encode() + body)
@@ -159,6 +159,7 @@ def request(label, method, path, body=b"", ctype=None):
 request("(a request that does nothing, first)", "GET", "/baseline")
 request("(a request that does nothing)", "GET", "/baseline")
 request("GET /generate_204 (captive 302)", "GET", "/generate_204")
+request("GET / of another host (captive 302)", "GET", "/", host="captive.apple.com")
 request("GET /api/wifi", "GET", "/api/wifi")
 request("GET /setup (first: imports setuppage)", "GET", "/setup")
 request("GET /setup", "GET", "/setup")
