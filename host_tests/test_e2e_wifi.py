@@ -49,14 +49,16 @@ class Air:
     def __init__(self, tmp_path, networks):
         self.path = os.path.join(str(tmp_path), "air.json")
         self.log = os.path.join(str(tmp_path), "radio.log")
+        self.version = int(time.time())
         self.set(networks)
 
     def set(self, networks):
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             json.dump({"networks": networks, "join_ms": 300}, f)
+        self.version += 1  # the fake radio re-reads the file when its mtime (whole seconds) changes
+        os.utime(tmp, (self.version, self.version))
         os.replace(tmp, self.path)
-        time.sleep(0.02)  # a new mtime for the next change
 
     def actions(self):
         """[(ticks_ms, what, arg)] the firmware asked of its radio."""

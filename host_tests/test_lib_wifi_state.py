@@ -165,7 +165,7 @@ def test_station_joins_and_stays_up():
     assert JOIN_MS <= s.t() <= JOIN_MS + STEP
     s.run(30 * MINUTE)
     assert s.m.state == UP and len(s.radio.connects) == 1
-    assert s.events() == [(CONNECTING, R_NONE, 0), (UP, R_NONE, 0)]
+    assert s.events() == [(UP, R_NONE, 0)]  # an attempt is no news; its outcome is
 
 
 def test_failures_are_named_from_the_status_code():
@@ -198,6 +198,22 @@ def test_backoff_doubles_up_to_its_bound_and_retries_forever():
     assert len(starts) >= 6 * 60 - 10  # about one a minute once at the bound
     assert s.m.state in (DOWN, CONNECTING) and not s.radio.ap
     assert s.m.backoff_ms == 60000 and s.m.failures == len(starts) - (1 if s.m.state == CONNECTING else 0)
+
+
+def test_a_long_outage_leaves_a_few_events_not_hundreds():
+    # The 64-entry event log is shared with the link and the relays: six
+    # hours of retries add only what changed (lost, then not found), and
+    # set-up mode's retries add nothing.
+    s = Sim()
+    s.run(10000, until=lambda m: m.state == UP)
+    s.radio.up = False
+    s.run(6 * 3600 * 1000)
+    assert len(s.radio.connects) > 60 and s.m.state in (SETUP, JOINING)
+    assert s.events() == [(UP, R_NONE, 0), (DOWN, R_LOST, BEACON_TIMEOUT), (DOWN, R_NO_AP, NO_AP_FOUND),
+                          (SETUP, R_FAILING, R_NO_AP)]
+    s.radio.up = True
+    s.run(6 * MINUTE, until=lambda m: m.state == UP)
+    assert s.events()[-1] == (UP, R_NONE, 0) and len(s.events()) == 5
 
 
 def test_retry_schedule_survives_the_ticks_wrap():

@@ -7,6 +7,8 @@
 #   every ~250 ms:  actions = m.step(now_ms, wlan_status, associated)
 #   new credentials from the portal:  actions = m.join(now_ms)
 #   a portal request:  m.client_seen(now_ms)
+#   events: EV_WIFI entries in the log when something new happens (up,
+#   down and why, set-up mode and why, a join from the portal)
 #   actions: A_* bits -- A_CONNECT (drop any attempt, join the configured
 #   network), A_DISCONNECT, A_AP_ON / A_AP_OFF (the set-up access point),
 #   A_SCAN (list the networks around, for the set-up page)
@@ -135,6 +137,8 @@ class WifiState:
         self.failures = 0  # failed attempts and dropped connections since start
         self.rssi = 0  # dBm while UP (0: unknown), kept by the task
         self.changes = 0  # bumped on every state change (the task publishes it)
+        self._logged = -1  # the state and reason last put in the event log
+        self._logged_b = -1
 
     # -- events ------------------------------------------------------------------------
 
@@ -308,11 +312,21 @@ class WifiState:
         return actions
 
     def _changed(self, now):
+        # Every change is published (changes); the event log gets the news
+        # only, so a long outage does not push everything else out of it:
+        # no attempt (its outcome is the news), no failure that repeats the
+        # one before, no background retry of set-up mode.
         self.changes = wrap_add(self.changes, 1)
         log = self.log
-        if log is not None:
-            state = self.state
-            if state == SETUP:
-                log.add(EV_WIFI, state, self.setup_cause, self.reason, now)
-            else:
-                log.add(EV_WIFI, state, self.reason, self.code, now)
+        state = self.state
+        if log is None or state == CONNECTING:
+            return
+        b = self.setup_cause if state == SETUP else self.reason
+        if state == JOINING:
+            if self.tries_left != _JOIN_ATTEMPTS:
+                return  # a retry of set-up mode, or a join's second try
+        elif state == self._logged and b == self._logged_b:
+            return
+        self._logged = state
+        self._logged_b = b
+        log.add(EV_WIFI, state, b, self.reason if state == SETUP else self.code, now)

@@ -372,8 +372,8 @@ class Uart:
 
 
 # -- Wi-Fi: a fake radio in a fake air ----------------------------------------------------
-# The air is a JSON file (ANTBRIDGE_WIFI), read again whenever it changes, so a
-# test moves networks in and out while the firmware runs:
+# The air is a JSON file (ANTBRIDGE_WIFI), read again whenever its mtime or
+# size changes, so a test moves networks in and out while the firmware runs:
 #   {"networks": [{"ssid": "home", "password": "secret-pw", "rssi": -60,
 #                  "dhcp": true, "ip": "192.168.50.20"}],
 #    "join_ms": 300, "dns": "127.0.0.1"}
@@ -413,7 +413,8 @@ class Wifi:
         if not self._path:
             return self._air
         try:
-            stamp = os.stat(self._path)[8]  # mtime
+            st = os.stat(self._path)
+            stamp = (st[8], st[6])  # mtime (whole seconds here), size
             if stamp != self._stamp:
                 with open(self._path) as f:
                     self._air = json.load(f)
