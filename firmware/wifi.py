@@ -6,8 +6,10 @@
 # (ntpsync.py), and the signal strength for the hub (part P_WIFI, rows
 # wifi rssi_dbm / connected). Nothing here is awaited by the link or the
 # relays: they run in their own tasks, and every radio call returns at once
-# (except a scan, see hw.Wifi). A pass allocates nothing while nothing
-# changes.
+# (except a scan, see hw.Wifi). A pass while nothing changes makes no
+# garbage of its own: the state machine's step is proved allocation-free
+# (host_tests/mp_test_wifi_alloc.py), WLAN.status() returns a small int on
+# the ESP32 (the host's fake radio does allocate).
 #
 # The BOOT button (boards/*.json input "boot_button") held for _HOLD_MS at
 # the start, or pressed that long within _BUTTON_WINDOW_MS of it, switches to
