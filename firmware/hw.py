@@ -188,24 +188,103 @@ class Uart:
         self._uart.deinit()
 
 
-# -- Wi-Fi (stub: station mode with the configured network) -----------------------
+# -- Wi-Fi ------------------------------------------------------------------------
+# The radio, for firmware/wifi.py (lib/wifistate.py decides, this only does).
+# Every call returns at once except scan(): MicroPython's WLAN.scan() blocks
+# the interpreter for an active scan of every channel (~1.5-2.5 s; v1.28 has
+# no asynchronous scan), so the task scans only when set-up mode starts and
+# when the set-up page asks, and ap_start(), which waits the ~0.1 s the access
+# point takes to come up. status(): lib/wifistate.py STAT_* codes.
 
 
-def wifi_start(ssid, password):
-    """Join the configured network; returns the interface. Connection
-    management and an access-point fallback come with the Wi-Fi work."""
-    wlan = network.WLAN(network.STA_IF)
-    wlan.active(True)
-    if ssid and not wlan.isconnected():
-        wlan.connect(ssid, password)
-    return wlan
+class Wifi:
+    def __init__(self):
+        self._sta = network.WLAN(network.STA_IF)
+        self._ap = network.WLAN(network.AP_IF)
 
+    def start(self, hostname):
+        """The station interface on, named `hostname` (DHCP and, from v1.28,
+        mDNS: hostname.local), with the driver's own reconnects off: the
+        state machine retries, with its backoff."""
+        if hostname and hasattr(network, "hostname"):
+            network.hostname(hostname)
+        self._sta.active(True)
+        try:
+            self._sta.config(reconnects=0)
+        except (ValueError, OSError):  # a port without the option
+            pass
 
-def wifi_address():
-    wlan = network.WLAN(network.STA_IF)
-    if wlan.isconnected():
-        return wlan.ifconfig()[0]
-    return None
+    def connect(self, ssid, password):
+        try:
+            self._sta.disconnect()
+        except OSError:
+            pass
+        self._sta.connect(ssid, password)
+
+    def disconnect(self):
+        try:
+            self._sta.disconnect()
+        except OSError:
+            pass
+
+    def status(self):
+        return self._sta.status()
+
+    def associated(self):
+        """1 when joined to an access point (with or without an address)."""
+        try:
+            self._sta.status("rssi")
+            return 1
+        except (OSError, ValueError):
+            return 0
+
+    def rssi(self):
+        """The signal in dBm while connected, else None."""
+        try:
+            return self._sta.status("rssi")
+        except (OSError, ValueError):
+            return None
+
+    def address(self):
+        return self._sta.ifconfig()[0] if self._sta.isconnected() else None
+
+    def dns_server(self):
+        return self._sta.ifconfig()[3]
+
+    def mac(self):
+        return self._sta.config("mac")
+
+    def ap_start(self, essid, password):
+        """The set-up access point: WPA2 with `password`, open without one;
+        its address."""
+        ap = self._ap
+        ap.active(True)
+        if password:
+            ap.config(essid=essid, password=password, authmode=network.AUTH_WPA2_PSK, max_clients=4)
+        else:
+            ap.config(essid=essid, authmode=network.AUTH_OPEN, max_clients=4)
+        return ap.ifconfig()[0]
+
+    def ap_stop(self):
+        self._ap.active(False)
+
+    def ap_clients(self):
+        try:
+            return len(self._ap.status("stations"))  # pyright: ignore  (a list of stations; the stub says int)
+        except (OSError, ValueError):
+            return 0
+
+    def scan(self):
+        """[(ssid bytes, rssi dBm, open 0/1)] of the networks around.
+        Blocks (see above)."""
+        found = []
+        for ssid, _bssid, _channel, rssi, auth, _hidden in self._sta.scan():
+            found.append((ssid, rssi, 1 if auth == 0 else 0))
+        return found
+
+    def dns_address(self):
+        """Where the captive portal's DNS responder listens."""
+        return ("0.0.0.0", 53)
 
 
 def http_host():

@@ -54,8 +54,12 @@ class Settings:
         self.board = ""  # "" = hw's default board
         self.api_token = ""  # "" = control over HTTP disabled
         self.http_port = 80
-        self.wifi_ssid = ""
+        self.wifi_ssid = ""  # "" = no network: set-up mode
         self.wifi_password = ""
+        self.wifi_hostname = ""  # "" = antbridge-XXXX (the set-up network's name)
+        self.wifi_ap_password = ""  # the set-up network's WPA2 passphrase; "" = an open network
+        self.wifi_setup_after_ms = 300000  # failing this long: set-up mode (0 = never)
+        self.ntp_server = "pool.ntp.org"  # host or host:port; "" = no NTP
         self.link = LinkConfig()
         self.link_poll_rx = False  # link.rx "poll": bmslink reads the UART every 10 ms instead of waiting
         self.outputs: object = DEFAULT_OUTPUTS  # the rules config (lib/rules format; None once compiled)
@@ -138,13 +142,10 @@ def parse(d):
     schema.obj(d, "", _TOP_KEYS)
     s = Settings()
     s.board = schema.string(d, "board", "", s.board, max_len=32)
-    s.api_token = schema.string(d, "api_token", "", s.api_token, max_len=128)
-    if 0 < len(s.api_token) < _MIN_TOKEN:  # a guessable token is no authentication
-        raise schema.ConfigError("api_token", "at least %d characters (or empty: control off)" % _MIN_TOKEN)
+    s.api_token = _token(d)
     s.http_port = schema.integer(d, "http_port", "", s.http_port, 1, 65535)
-    wifi = schema.obj(d.get("wifi", {}), "wifi", ("ssid", "password"))
-    s.wifi_ssid = schema.string(wifi, "ssid", "wifi", "", max_len=32)
-    s.wifi_password = schema.string(wifi, "password", "wifi", "", max_len=64)
+    s.wifi_ssid, s.wifi_password, s.wifi_hostname, s.wifi_ap_password, s.wifi_setup_after_ms, s.ntp_server = \
+        wifi_section(d.get("wifi", {}))
     s.link = _link(d.get("link", {}), "link")
     s.link_poll_rx = schema.string(d.get("link", {}), "rx", "link", "wait", RX_MODES) == "poll"
     s.sense_check_s = schema.number(d, "sense_check_s", "", s.sense_check_s, 0.0, 600.0)
@@ -172,6 +173,82 @@ def parse(d):
     if s.acc_rule_output and s.acc_rule_output not in _names(s.outputs):
         raise schema.ConfigError("acc.rule_output", "no output named " + s.acc_rule_output)
     return s
+
+
+def _token(d):
+    token = schema.string(d, "api_token", "", "", max_len=128)
+    if 0 < len(token) < _MIN_TOKEN:  # a guessable token is no authentication
+        raise schema.ConfigError("api_token", "at least %d characters (or empty: control off)" % _MIN_TOKEN)
+    return token
+
+
+_WIFI_KEYS = ("ssid", "password", "hostname", "ap_password", "setup_after_min", "ntp_server")
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
+
+
+def _passphrase(w, key, lo, hi):
+    v = schema.string(w, key, "wifi", "", max_len=hi)
+    if 0 < len(v) < lo:
+        raise schema.ConfigError("wifi." + key, "%d to %d characters (or empty: an open network)" % (lo, hi))
+    return v
+
+
+def _host_name(v, path, dots):
+    # A DNS name (hostname: one label; ntp_server: labels with dots).
+    if not v or len(v) > 63 or v[0] == "-" or v[-1] == "-" or v[0] == "." or v[-1] == ".":
+        raise schema.ConfigError(path, "letters, digits and '-' (not first or last), at most 63")
+    for c in v.lower():
+        if c not in _NAME_CHARS and not (dots and c == "."):
+            raise schema.ConfigError(path, "letters, digits and '-' (not first or last), at most 63")
+
+
+def wifi_section(w):
+    """The "wifi" section checked: (ssid, password, hostname, ap_password,
+    setup_after_ms, ntp_server); raises schema.ConfigError."""
+    schema.obj(w, "wifi", _WIFI_KEYS)
+    ssid = schema.string(w, "ssid", "wifi", "", max_len=32)
+    if len(ssid.encode()) > 32:
+        raise schema.ConfigError("wifi.ssid", "longer than 32 bytes")
+    password = _passphrase(w, "password", 8, 64)  # WPA2: 8-63 characters, or 64 hex digits
+    hostname = schema.string(w, "hostname", "wifi", "", max_len=32)
+    if hostname:
+        _host_name(hostname, "wifi.hostname", False)
+    ap_password = _passphrase(w, "ap_password", 8, 63)
+    after = schema.number(w, "setup_after_min", "wifi", 5.0, 0.0, 1440.0)
+    ntp = schema.string(w, "ntp_server", "wifi", "pool.ntp.org", max_len=64)
+    if ntp:
+        host, _, port = ntp.partition(":")
+        _host_name(host, "wifi.ntp_server", True)
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise schema.ConfigError("wifi.ntp_server", "port must be 1..65535")
+    return ssid, password, hostname, ap_password, int(after * 60000), ntp
+
+
+def update(root, wifi=None, api_token=None):
+    """Merge `wifi` (keys of the "wifi" section) and `api_token` into
+    settings.json, check what changed, and write it atomically. The rest of
+    the file is kept as it is (it was checked at boot, and a change of
+    network must not wait on an unrelated section). A file that is not JSON
+    is left alone: schema.ConfigError, as for an invalid value."""
+    path = root + FILE
+    try:
+        d = read_json(path, MAX_FILE_BYTES, MAX_DEPTH, MAX_VALUES)
+    except OSError:
+        d = {}  # no file yet
+    except ValueError as e:  # not JSON, or TooLarge
+        raise schema.ConfigError(FILE, (str(e) if isinstance(e, TooLarge) else "not valid JSON") +
+                                 ": fix or remove it first")
+    schema.obj(d, "")
+    if wifi:
+        w = dict(schema.obj(d.get("wifi", {}), "wifi"))
+        w.update(wifi)
+        wifi_section(w)
+        d["wifi"] = w
+    if api_token is not None:
+        d["api_token"] = api_token
+        _token(d)
+    write_json_atomic(path, d)
+    return d
 
 
 def _names(rules):

@@ -220,7 +220,7 @@ class Routes(Microdot):
 def create(hub, control, clock, health, on_client=None, names=(), commands=(), extra=()):
     """The microdot app. `health()`: the /api/health dict; `on_client(now)`:
     a request came in (ACC keep-awake "client" mode); `extra`: more
-    sub-apps (Microdot), mounted after these."""
+    sub-apps (other faces' routes), mounted after these."""
     app = Routes()
     reads = Microdot()
     actions = Microdot()

@@ -142,8 +142,11 @@ ROWS = (
     ("heap_min_free", P_HEALTH, K_NUM, "B", 0, "heap_min_free_bytes", M_GAUGE, "data_size", "measurement", F_DIAG | F_NO_HA, 0),
     ("task_restarts", P_HEALTH, K_NUM, "", 0, "task_restarts_total", M_COUNTER, None, "total_increasing", F_DIAG, 0),
     ("safe_mode", P_HEALTH, K_BOOL, "", 0, "safe_mode", M_GAUGE, "problem", None, F_DIAG, 0),
+    # -- Wi-Fi (JSON: /api/wifi and /api/health's "wifi", from the same state) -----------
+    ("rssi_dbm", P_WIFI, K_OPT, "dBm", 0, "wifi_rssi_dbm", M_GAUGE, "signal_strength", "measurement", F_DIAG, 0),
+    ("connected", P_WIFI, K_BOOL, "", 0, "wifi_connected", M_GAUGE, "connectivity", None, F_DIAG, 0),
 )
-COUNT = const(69)
+COUNT = const(71)
 
 # Stable indexes of the rows the faces address directly.
 R_PACK_V = const(0)
@@ -163,6 +166,8 @@ R_CHARGED_KWH = const(57)
 R_TTE = const(61)
 R_TTF = const(62)
 R_UPTIME = const(64)
+R_WIFI_RSSI = const(69)
+R_WIFI_UP = const(70)
 
 # Row fields. (Every row is a literal of constants, so the whole table is
 # one constant object: frozen into flash, it costs no RAM.)

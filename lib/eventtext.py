@@ -51,7 +51,13 @@ _CTL_TEXT = ("override on", "override off", "back to auto", "override released",
              "mode off", "mode on", "flag set", "flag cleared", "ACC wake", "bridge reboot")
 CONFIG_SETTINGS = 0
 CONFIG_STATE = 1
-WIFI_NAMES = ("off", "connecting", "up", "down", "set-up mode")
+# EV_WIFI: a = lib/wifistate.py state, b = its reason (R_*), c = the WLAN
+# status code (set-up mode: b = why set-up started, c = the last failure).
+WIFI_NAMES = ("off", "connecting", "up", "down", "set-up mode", "joining")
+WIFI_REASONS = (None, "no network configured", "wrong password", "network not found",
+                "no IP address (DHCP)", "no answer", "connection lost", "failed", "radio error",
+                "BOOT button held", "the network failed too long")
+_WIFI_SETUP = 4
 
 
 def _name(names, i):
@@ -115,5 +121,12 @@ def text(kind, a, b, c, outputs=(), commands=()):
         s = "task " + _name(TASK_NAMES, a) + (" hung" if b == TASK_HUNG else " crashed")
         return s + "; restarted (" + str(c) + " so far)"
     if kind == EV_WIFI:
-        return "Wi-Fi " + _name(WIFI_NAMES, a)
+        s = "Wi-Fi " + _name(WIFI_NAMES, a)
+        why = _name(WIFI_REASONS, b) if b else None
+        if a == _WIFI_SETUP:
+            if why:
+                s += " (" + why + (", last: " + _name(WIFI_REASONS, c) if c else "") + ")"
+        elif why:
+            s += ": " + why + (" (status " + str(c) + ")" if c else "")
+        return s
     return "event " + str(kind)

@@ -61,7 +61,7 @@ class Hub:
         self.energy = None  # energy.Energy
         self.health = None  # firmware health: uptime_s(), heap_free, heap_min_free, restart_count, safe_mode
         self.alarms = None  # alarmwatch.AlarmWatch: active BMS alarms and since when
-        self.wifi = None  # firmware wifi state (later faces)
+        self.wifi = None  # wifistate.WifiState (firmware/wifi.py keeps its rssi)
         self.counters = array("i", [0] * C.PARTS)
         self._subs = []
         self.texts = {}  # catalog row -> tuple of names for K_TEXT rows
@@ -160,6 +160,8 @@ class Hub:
             return self._energy(row, False)
         if part == C.P_HEALTH:
             return self._health(row)
+        if part == C.P_WIFI:
+            return self._wifi(row)
         return None
 
     def low(self, row):
@@ -408,6 +410,16 @@ class Hub:
             return h.restart_count
         if key == "safe_mode":
             return 1 if h.safe_mode else 0
+        return None
+
+    def _wifi(self, row):
+        w = self.wifi
+        if row == C.R_WIFI_UP:
+            return 1 if w is not None and w.connected() else 0
+        if w is None:
+            return None
+        if row == C.R_WIFI_RSSI:
+            return w.rssi if w.connected() and w.rssi else None
         return None
 
 

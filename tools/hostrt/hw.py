@@ -12,7 +12,11 @@
 #            `vcc` is the user's fault (a cut VCC wire): the bridge's supply
 #            never clears it
 #   storage  a directory (ANTBRIDGE_DATA)
-#   clock    the PC's clock (always set), as device seconds since 2024
+#   clock    the PC's clock (always set), as device seconds since 2024;
+#            ANTBRIDGE_CLOCK=unset: 0 (unset) until set_clock(), as a
+#            device before NTP
+#   Wi-Fi    a fake radio in a fake air (Wifi, below): networks to join,
+#            a set-up access point, scans
 #   reset()  exits the process with EXIT_RESET; the next start reads the
 #            reset cause it left behind (like machine.reset_cause())
 #   watchdog a stand-in that counts feeds (the process has no hardware WDT)
@@ -60,11 +64,16 @@ _clock_offset_s = 0  # set_clock(): what NTP said minus the PC's clock
 _CLOCK_REBASE_MS = 3600000  # well inside ticks_diff's 2**29 ms range
 
 
+_clock_unset = _env("ANTBRIDGE_CLOCK") == "unset"  # as a device before NTP: 0 until set_clock()
+
+
 def clock_s():
     """Device seconds since 2024-01-01 UTC (see firmware/hw.py). time.time()
     is a float here (and Unix time > 2**30): reading it on every rules pass
     would allocate, so it is read once an hour and the ticks count on."""
     global _clock_base_s, _clock_base_ticks
+    if _clock_unset:
+        return 0
     now = ticks_ms()
     d = ticks_diff(now, _clock_base_ticks)
     if _clock_base_s == 0 or d < 0 or d >= _CLOCK_REBASE_MS:
@@ -75,7 +84,8 @@ def clock_s():
 
 
 def set_clock(unix_s):
-    global _clock_offset_s, _clock_base_s
+    global _clock_offset_s, _clock_base_s, _clock_unset
+    _clock_unset = False
     _clock_offset_s = unix_s - int(time.time())
     _clock_base_s = 0  # rebase at the next read
 
@@ -229,6 +239,9 @@ class Output:
 _STUCK = _env("ANTBRIDGE_SENSE_STUCK", "").split(",")
 
 
+_HELD = _env("ANTBRIDGE_HELD", "").split(",")  # inputs asserted from the start, e.g. "boot_button"
+
+
 class Input:
     """Reads the pin table; tests or tools set pins()[name] (1 = asserted)."""
 
@@ -236,7 +249,7 @@ class Input:
         if name not in board().inputs:
             raise ValueError("board has no input " + name)
         self.name = name
-        _pins.setdefault(name, 0)
+        _pins.setdefault(name, 1 if name in _HELD else 0)
         self._follows = None
         if name.endswith("_sense"):
             out = name[:-6]
@@ -358,12 +371,149 @@ class Uart:
         return n
 
 
-# -- Wi-Fi: the host is always "connected" ------------------------------------------------
+# -- Wi-Fi: a fake radio in a fake air ----------------------------------------------------
+# The air is a JSON file (ANTBRIDGE_WIFI), read again whenever its mtime or
+# size changes, so a test moves networks in and out while the firmware runs:
+#   {"networks": [{"ssid": "home", "password": "secret-pw", "rssi": -60,
+#                  "dhcp": true, "ip": "192.168.50.20"}],
+#    "join_ms": 300, "dns": "127.0.0.1"}
+# Without the file the air holds one network, "antbridge-sim" with the
+# password "antbridge-sim" (make run: join it from the set-up page).
+# A join takes join_ms, then ends as on the ESP32 port (the codes of
+# lib/wifistate.py): no such network 201, another password 202, "dhcp": false
+# connecting forever (joined, no address). A joined network that leaves the
+# air, or whose password changes, drops with 200 (beacon timeout).
+# The access point's address is ANTBRIDGE_HTTP_HOST's (what a phone on it
+# reaches); the DNS responder binds ANTBRIDGE_DNS_PORT there (unset: a free
+# port, shown in /api/wifi). ANTBRIDGE_WIFI_LOG: every connect, disconnect,
+# access point start/stop and scan appended as "<ticks_ms> <what> [ssid]".
+# ANTBRIDGE_WIFI_MAC: the radio's MAC (default 02:00:00:00:ab:12, so the
+# set-up network is "antbridge-AB12").
+_SIM_AIR = {"networks": [{"ssid": "antbridge-sim", "password": "antbridge-sim", "rssi": -55}]}
+_STAT_IDLE = 1000
+_STAT_CONNECTING = 1001
+_STAT_GOT_IP = 1010
 
 
-def wifi_start(ssid, password):
-    return None
+class Wifi:
+    def __init__(self):
+        self._path = _env("ANTBRIDGE_WIFI")
+        self._log = _env("ANTBRIDGE_WIFI_LOG")
+        self._stamp = None
+        self._air = _SIM_AIR
+        self._ssid = None  # the network asked for (None: idle)
+        self._password = ""
+        self._since = 0  # ticks of connect()
+        self._joined = None  # the network entry while joined
+        self._status = _STAT_IDLE
+        self.ap = None  # (essid, password) while the access point is up
+        self.hostname = ""
 
+    def _read_air(self):
+        if not self._path:
+            return self._air
+        try:
+            st = os.stat(self._path)
+            stamp = (st[8], st[6])  # mtime (whole seconds here), size
+            if stamp != self._stamp:
+                with open(self._path) as f:
+                    self._air = json.load(f)
+                self._stamp = stamp
+        except (OSError, ValueError) as e:
+            print("hw: wifi air", self._path, "unreadable:", e)
+        return self._air
 
-def wifi_address():
-    return "127.0.0.1"
+    def _note(self, what):
+        if self._log:
+            with open(self._log, "a") as f:
+                f.write(str(ticks_ms()) + " " + what + "\n")
+
+    def _network(self, ssid):
+        for n in self._read_air().get("networks", []):
+            if n.get("ssid") == ssid:
+                return n
+        return None
+
+    def start(self, hostname):
+        self.hostname = hostname
+
+    def connect(self, ssid, password):
+        self._ssid = ssid
+        self._password = password
+        self._since = ticks_ms()
+        self._joined = None
+        self._status = _STAT_CONNECTING
+        self._note("connect " + ssid)
+
+    def disconnect(self):
+        if self._ssid is not None:
+            self._note("disconnect")
+        self._ssid = None
+        self._joined = None
+        self._status = _STAT_IDLE
+
+    def status(self):
+        if self._ssid is None:
+            return self._status
+        net = self._network(self._ssid)
+        if self._status == _STAT_GOT_IP:
+            if net is None or net.get("password", "") != self._password:
+                self._joined = None
+                self._ssid = None
+                self._status = 200  # beacon timeout: the network went away
+            return self._status
+        if self._status != _STAT_CONNECTING:
+            return self._status  # a failed attempt keeps its code until the next connect()
+        if ticks_diff(ticks_ms(), self._since) < int(self._read_air().get("join_ms", 300)):
+            return _STAT_CONNECTING
+        if net is None:
+            self._status = 201
+        elif net.get("password", "") != self._password:
+            self._status = 202
+        elif net.get("dhcp", True):
+            self._joined = net
+            self._status = _STAT_GOT_IP
+        else:
+            self._joined = net  # associated, but no address ever comes
+        return self._status
+
+    def associated(self):
+        return 1 if self._joined is not None else 0
+
+    def rssi(self):
+        return int(self._joined.get("rssi", -60)) if self._joined is not None and self._status == _STAT_GOT_IP else None
+
+    def address(self):
+        if self._joined is None or self._status != _STAT_GOT_IP:
+            return None
+        return self._joined.get("ip", "127.0.0.1")
+
+    def dns_server(self):
+        return self._read_air().get("dns", "127.0.0.1")
+
+    def mac(self):
+        text = _env("ANTBRIDGE_WIFI_MAC", "02:00:00:00:ab:12")
+        return bytes([int(x, 16) for x in text.split(":")])
+
+    def ap_start(self, essid, password):
+        self.ap = (essid, password)
+        self._note("ap_start " + essid)
+        return http_host()
+
+    def ap_stop(self):
+        if self.ap is not None:
+            self._note("ap_stop")
+        self.ap = None
+
+    def ap_clients(self):
+        return 0
+
+    def scan(self):
+        self._note("scan")
+        found = []
+        for n in self._read_air().get("networks", []):
+            found.append((n["ssid"].encode(), int(n.get("rssi", -60)), 0 if n.get("password") else 1))
+        return found
+
+    def dns_address(self):
+        return (http_host(), int(_env("ANTBRIDGE_DNS_PORT", "0")))
