@@ -22,6 +22,7 @@ from control import COMMAND_NAMES, Control
 from energy import Energy
 from eventlog import EV_BOOT, EV_CONFIG, EventLog
 from eventtext import CONFIG_SETTINGS, CONFIG_STATE
+from history import History
 from hub import Hub
 from link.engine import LinkEngine
 from link.model import LINK_NAMES, Model
@@ -36,6 +37,11 @@ from persist import Persist
 from relays import Relays
 from statestore import StateStore
 from supervisor import Supervisor
+
+# The dashboard's chart: the last hour, one sample every 30 s (lib/history.py;
+# 120 samples of 13 bytes).
+_HISTORY_SAMPLES = 120
+_HISTORY_PERIOD_MS = 30000
 
 # Heartbeat budgets: a task silent this long is hung.
 _BUDGET_MS = 5000
@@ -99,7 +105,9 @@ class App:
         control = Control(settings.api_token, settings.allow_commands, link, relays, accwake, flags, log, hw,
                           settings.link.command_timeout_ms)
         self.control = control
-        outputs = OutputsTask(hw, hub, relays, energy, persist, flags)
+        history = History(_HISTORY_SAMPLES, _HISTORY_PERIOD_MS)
+        self.history = history
+        outputs = OutputsTask(hw, hub, relays, energy, persist, flags, history)
         self.outputs = outputs
         if not safe:
             control.on_refresh(outputs.step)
@@ -148,7 +156,7 @@ class App:
             return health_doc(self)
 
         client_seen = accwake.client_seen if accwake is not None else None
-        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES)
+        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES, history)
         self.web = webapp
         self.http = HttpServer(webapp, hw.http_host(), hw.http_port(settings.http_port), hw)
 
