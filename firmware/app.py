@@ -59,6 +59,10 @@ class App:
         self.safe_mode = boot is not None and boot.safe_mode
         now = hw.ticks_ms()
         safe = self.safe_mode
+        # First: made once and kept, its arrays are best at the heap's
+        # bottom, under what the rest of the start-up leaves behind.
+        history = History(_HISTORY_SAMPLES, _HISTORY_PERIOD_MS)
+        self.history = history
         log = EventLog(64, hw.clock_s)
         self.log = log
         model = Model()
@@ -105,8 +109,6 @@ class App:
         control = Control(settings.api_token, settings.allow_commands, link, relays, accwake, flags, log, hw,
                           settings.link.command_timeout_ms)
         self.control = control
-        history = History(_HISTORY_SAMPLES, _HISTORY_PERIOD_MS)
-        self.history = history
         outputs = OutputsTask(hw, hub, relays, energy, persist, flags, history)
         self.outputs = outputs
         if not safe:

@@ -101,7 +101,10 @@ def reset():
 class Body:
     """The response body: the page read into `buf` piece by piece. A full
     piece is handed out as the buffer itself, the last one as a view of it
-    (each is sent before the next is read)."""
+    (each is sent before the next is read). The stream is opened on the
+    first piece (a HEAD request opens nothing) and closed after the last;
+    a client that leaves half-way leaves a file to the collector, which
+    closes it (files have finalisers)."""
 
     def __init__(self, page, buf):
         self.page = page

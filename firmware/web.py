@@ -27,7 +27,6 @@ from control import ControlError
 from eventlog import WHO_HTTP
 from jsonout import JsonOut
 
-import dashboard
 import history as history_mod
 import views
 from microdot import Microdot, Request, Response  # pyright: ignore[reportMissingImports]  (deployed as .mpy, no stubs)
@@ -317,6 +316,8 @@ def create(hub, control, clock, health, on_client=None, names=(), commands=(), h
 
     @reads.get("/")
     async def index(request):
+        import dashboard  # loaded on the first visit (0.9 KB), not at boot
+
         status, headers, body = dashboard.respond(request.headers, writer(request)._out)
         if headers is None:
             return error(status, body)

@@ -549,7 +549,10 @@ def test_a_parameter_edited_on_the_page_is_written_to_the_bms_and_read_back(tmp_
         browser.js("localStorage.setItem('antbridge.token', arguments[0])", TOKEN)
         browser.click("#params-details summary")
         row = '#params .param[data-key="%s"]' % key
-        browser.wait(lambda: browser.text(row), 30, "the parameter %s on the page" % key)
+        browser.wait(lambda: browser.text(row) or "Not available" in browser.text("#params-status"), 30,
+                     "the parameter %s on the page" % key)
+        assert browser.text(row), "GET /api/params: %s (it comes with the params branch)" % fw.request(
+            "GET", "/api/params")[0]
         before = sim.state()["limits"]["cell_ov_mv"]
         browser.wait_text(row + " [data-role=value]", "%d mV" % before)
         # Out of range: refused on the page, nothing written.

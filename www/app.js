@@ -816,6 +816,7 @@ function paramForm(p, shown, reply) {
     err.textContent = problem;
     if (problem) return;
     const v = Number(input.value);
+    if (!(await ensureToken())) return;
     const ok = await ask({
       title: 'Write a BMS parameter?',
       text: p.name + ': ' + pval(p, p.value) + ' → ' + pval(p, v) + '. The BMS uses the new value at once.',
