@@ -96,6 +96,35 @@ def test_the_build_refuses_a_page_without_its_parts(tmp_path):
         webbuild.build(str(tmp_path))
 
 
+def test_a_change_under_www_rebuilds_the_frozen_interpreter(tmp_path):
+    # firmware/manifest.py builds the page and freezes dashpage.py; the
+    # frozen build's key hashes every frozen file, so editing www/ is seen.
+    import interp
+
+    (tmp_path / "firmware").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "tools").mkdir()
+    shutil.copyfile(os.path.join(ROOT, "firmware", "manifest.py"), str(tmp_path / "firmware" / "manifest.py"))
+    (tmp_path / "firmware" / "main.py").write_text("")
+    shutil.copyfile(os.path.join(ROOT, "tools", "webbuild.py"), str(tmp_path / "tools" / "webbuild.py"))
+    shutil.copytree(os.path.join(ROOT, "www"), str(tmp_path / "www"))
+    site = tmp_path / ".venv" / "lib" / "python3.11" / "site-packages" / "microdot"
+    site.mkdir(parents=True)
+    for m in ("__init__.py", "microdot.py"):
+        (site / m).write_text("")
+    manifest = str(tmp_path / "firmware" / "manifest.py")
+    frozen = dict(interp.frozen_files(manifest))
+    assert frozen["dashpage.py"] == str(tmp_path / "build" / "www" / "dashpage.py")
+    flavour = interp.FLAVOURS["esp32like-frozen"]
+    key = interp.build_key(flavour, interp.TREE, manifest)
+    assert interp.build_key(flavour, interp.TREE, manifest) == key  # built again: the same bytes
+    app = tmp_path / "www" / "app.js"
+    app.write_text(app.read_text() + "// a comment line: gone after minifying\n")
+    assert interp.build_key(flavour, interp.TREE, manifest) == key
+    app.write_text(app.read_text() + "init();\n")
+    assert interp.build_key(flavour, interp.TREE, manifest) != key
+
+
 # -- serving, in process (CPython, microdot's test client) ----------------------------------------
 
 
