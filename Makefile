@@ -8,13 +8,14 @@ STAMP   := $(VENV)/.installed
 STUBS   := typings/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test fuzz run setup debs interp firmware deploy bench help clean
+.PHONY: test fuzz run setup debs interp firmware deploy bench www help clean
 
 # Debian packages the targets need; installed with apt-get only when missing.
 # gcc-multilib: the 32-bit (-m32) MicroPython build; git: its sources from
 # GitHub when ../shared/micropython-src is absent; socat: the fake board
-# (the unix port's REPL on a pty) the deploy tests talk to.
-DEBS    := python3-venv gcc-multilib git socat
+# (the unix port's REPL on a pty) the deploy tests talk to; chromium,
+# chromium-driver: the dashboard's browser tests (selenium).
+DEBS    := python3-venv gcc-multilib git socat chromium chromium-driver
 
 setup: debs $(STAMP) $(STUBS)
 
@@ -42,6 +43,12 @@ $(STUBS): requirements-stubs.txt $(STAMP)
 # build them on first use; this target shows the build before pytest starts.
 interp: setup
 	$(BIN)/python tools/micropython_builds/interp.py
+
+# The dashboard page: www/ inlined, lightly minified and gzipped into
+# build/www/ (index.html.gz, and dashpage.py for the frozen image). The frozen
+# build runs this itself (firmware/manifest.py); here to look at the result.
+www:
+	$(PY) tools/webbuild.py
 
 # Everything that proves the project works: pytest under CPython, the same logic
 # tests under the ESP32-like MicroPython, mpy-cross over device files, pyright.
@@ -100,6 +107,7 @@ help:
 	@echo "make test       set-up from nothing, then everything that proves the project works"
 	@echo "make run        the firmware (frozen, 32-bit ESP32-like MicroPython) on this PC against a simulated BMS"
 	@echo "                PROTOCOL=old|new|both CELLS=16 FAULTS=\"drop=0.1,display=1000\" PORT=8080"
+	@echo "make www        build the dashboard page from www/ into build/www/ (the frozen build does it too)"
 	@echo "make interp     build the ESP32-like MicroPython interpreters into build/mp/ (make test/run do it too)"
 	@echo "make firmware   MicroPython image for BOARD=esp32-devkitc|esp32-c3-supermini|esp32-s3-devkitc-1"
 	@echo "                with the firmware frozen in (needs ESP-IDF v5.5.1 or docker); DRY_RUN=1 prints the command"

@@ -25,6 +25,7 @@ from control import COMMAND_NAMES, Control
 from energy import Energy
 from eventlog import EV_BOOT, EV_CONFIG, EventLog
 from eventtext import CONFIG_SETTINGS, CONFIG_STATE
+from history import History
 from hub import Hub
 from link.engine import LinkEngine
 from link.model import LINK_NAMES, Model
@@ -42,6 +43,11 @@ from relays import Relays
 from statestore import StateStore
 from supervisor import Supervisor
 from wifi import WifiTask
+
+# The dashboard's chart: the last hour, one sample every 30 s (lib/history.py;
+# 120 samples of 13 bytes).
+_HISTORY_SAMPLES = 120
+_HISTORY_PERIOD_MS = 30000
 
 # Heartbeat budgets: a task silent this long is hung.
 _BUDGET_MS = 5000
@@ -64,6 +70,10 @@ class App:
         # transients: 25 KB free in holes of at most 1.4 KB); its app is set
         # once the web face is made.
         self.http = HttpServer(None, hw.http_host(), hw.http_port(settings.http_port), hw)
+        # Next: made once and kept, its arrays are best at the heap's
+        # bottom, under what the rest of the start-up leaves behind.
+        history = History(_HISTORY_SAMPLES, _HISTORY_PERIOD_MS)
+        self.history = history
         log = EventLog(64, hw.clock_s)
         self.log = log
         model = Model()
@@ -110,7 +120,7 @@ class App:
         control = Control(settings.api_token, settings.allow_commands, link, relays, accwake, flags, log, hw,
                           settings.link.command_timeout_ms)
         self.control = control
-        outputs = OutputsTask(hw, hub, relays, energy, persist, flags)
+        outputs = OutputsTask(hw, hub, relays, energy, persist, flags, history)
         self.outputs = outputs
         if not safe:
             control.on_refresh(outputs.step)
@@ -172,7 +182,7 @@ class App:
             self.wifi = WifiTask(hw, settings, hub, log)
             extra += (webportal.create(self.wifi, control, hw, hw.storage_root()),)
             gc.collect()
-        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES, extra)
+        webapp = web.create(hub, control, hw, health, client_seen, relays.names, COMMAND_NAMES, extra, history)
         self.web = webapp
         gc.collect()
         self.http.app = webapp  # pyright: ignore[reportAttributeAccessIssue]  (made with None above)

@@ -16,7 +16,12 @@
 # runs a frozen boot.py/main.py in preference to files of that name on its
 # filesystem (v1.28.0 ports/esp32/main.c -> pyexec_file_if_exists(), which
 # looks in the frozen modules first), so a frozen image needs no .py file on
-# the device. And microdot, the modules the firmware imports.
+# the device. And microdot, the modules the firmware imports. And the
+# dashboard page (www/), which this manifest builds with tools/webbuild.py
+# into build/www/dashpage.py (one bytes constant: frozen, it stays in flash;
+# firmware/dashboard.py serves it). Building it here keeps the image and its
+# build key (tools/micropython_builds/interp.py hashes every frozen file)
+# in step with every change under www/.
 #
 # MicroPython's manifest runner (tools/manifestfile.py) runs this file under
 # CPython with firmware/ as the working directory and provides freeze() and
@@ -66,6 +71,23 @@ def _site_packages():
     raise OSError("microdot is not installed in .venv (run make setup)")
 
 
+def _dashboard_page():
+    """Build the page; the folder that holds dashpage.py, or None in a tree
+    without www/ (the manifest's own tests copy it alone)."""
+    try:
+        os.stat("../www/index.html")
+    except OSError:
+        return None
+    import sys
+
+    tools = os.getcwd() + "/../tools"
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import webbuild  # pyright: ignore[reportMissingImports]  (CPython, at build time)
+
+    return webbuild.build("..")["dir"]
+
+
 # The unix interpreter's manifest passes host_hw (include(..., host_hw=...),
 # read through `options`): the host runtime's hardware layer is frozen as
 # hw.py in place of the ESP32's, so the host build holds in RAM what the
@@ -80,3 +102,6 @@ if host_hw:
 else:
     freeze(".", _modules("."))
 package("microdot", files=list(MICRODOT_MODULES), base_path=_site_packages())
+page_dir = _dashboard_page()
+if page_dir:
+    freeze(page_dir, "dashpage.py")

@@ -1,4 +1,6 @@
-# The status page at "/": one small self-refreshing HTML document, streamed
+# The plain status page at "/lite", for a browser without JavaScript or a
+# client that takes no gzip (the dashboard at "/" sends those here): one
+# small self-refreshing HTML document, streamed
 # piece by piece (views.py's writer). Problems come first: active BMS
 # protections, a link that is not ok (with the wiring hint and the data's
 # age; old figures are greyed and labelled, never shown as live), a rejected
@@ -105,5 +107,5 @@ def render(w, hub, now, health):
         tte = e.time_to_empty_s
         ttf = e.time_to_full_s
         w.text("<p>Time to empty / full: " + _hours(tte) + " / " + _hours(ttf) + "</p>")
-    w.text("<p><a href='/api/status'>/api/status</a> &middot; <a href='/api/events'>/api/events</a> &middot; "
+    w.text("<p><a href='/'>dashboard</a> &middot; <a href='/api/status'>/api/status</a> &middot; <a href='/api/events'>/api/events</a> &middot; "
            "<a href='/api/health'>/api/health</a> &middot; <a href='/metrics'>/metrics</a></p></body></html>")

@@ -1,13 +1,15 @@
 # The web face: microdot routes on the hub (reads) and the control service
 # (actions), as mounted sub-apps:
 #
-#   GET  /               the status page
+#   GET  /               the dashboard (dashboard.py: one gzipped static page)
+#   GET  /lite           the plain status page without JavaScript (page.py)
 #   GET  /api/status     the whole state (?since=GENERATION&wait_ms=MS: long poll)
 #   GET  /api/events     the event log, each entry with its sentence
 #   GET  /api/health     tasks, heap, uptime, settings/state errors, safe mode
 #   GET  /api/outputs    DO1-DO3 in detail, and the flags
 #   GET  /api/energy     energy counters, power, time estimates
 #   GET  /metrics        Prometheus text format, from the field catalog
+#   GET  /api/history    the last hour for the dashboard's chart (lib/history.py)
 #   GET  /api/stream     Server-Sent Events: the status on every change
 #   POST /api/command    {"command": "charge-off"} (dangerous ones: opt-in + "confirm")
 #   POST /api/outputs    {"output": 0|"charger", "action": ..., ...}
@@ -25,7 +27,7 @@ from control import ControlError
 from eventlog import WHO_HTTP
 from jsonout import JsonOut
 
-import page
+import history as history_mod
 import views
 from microdot import Microdot, Request, Response  # pyright: ignore[reportMissingImports]  (deployed as .mpy, no stubs)
 import microdot.microdot as _md  # pyright: ignore[reportMissingImports]
@@ -217,10 +219,11 @@ class Routes(Microdot):
         return 405, entries[0][2], entries[0][3]
 
 
-def create(hub, control, clock, health, on_client=None, names=(), commands=(), extra=()):
+def create(hub, control, clock, health, on_client=None, names=(), commands=(), extra=(), history=None):
     """The microdot app. `health()`: the /api/health dict; `on_client(now)`:
     a request came in (ACC keep-awake "client" mode); `extra`: more
-    sub-apps (other faces' routes), mounted after these."""
+    sub-apps (other faces' routes), mounted after these; `history`: the
+    history.History the outputs task fills (None: no /api/history)."""
     app = Routes()
     reads = Microdot()
     actions = Microdot()
@@ -314,8 +317,26 @@ def create(hub, control, clock, health, on_client=None, names=(), commands=(), e
 
     @reads.get("/")
     async def index(request):
+        import dashboard  # loaded on the first visit (0.9 KB), not at boot
+
+        status, headers, body = dashboard.respond(request.headers, writer(request)._out)
+        if headers is None:
+            return error(status, body)
+        return Reply(body, status, headers, dashboard.REASONS.get(status))
+
+    @reads.get("/lite")
+    async def lite(request):
+        import page  # the rarely used face: loaded on first use
+
         now = clock.ticks_ms()
         return streamed(request, lambda w: page.render(w, hub, now, health()), "text/html; charset=UTF-8")
+
+    @reads.get("/api/history")
+    async def history_route(request):
+        if history is None:
+            return error(404, "no history on this bridge")
+        now = clock.ticks_ms()
+        return streamed(request, lambda w: history_mod.doc(w, history, now))
 
     # -- the live stream ------------------------------------------------------------------------
 

@@ -89,6 +89,7 @@ def main():
         acc_steps = a.accwake.steps
         polls = a.link.stats.polls
         crashes = sup.crashes + sup.hangs
+        samples = a.history.count  # the dashboard's history, sampled by the outputs task
         gc.collect()
         micropython.heap_lock()
         while hw.now < _WARM_MS + _LOCKED_MS:
@@ -117,6 +118,7 @@ def main():
         result["polls"] = a.link.stats.polls - polls
         result["evaluations"] = a.relays.evaluations - evaluations
         result["acc_steps"] = a.accwake.steps - acc_steps
+        result["history_added"] = a.history.count - samples
         result["holding"] = a.relays.holding
         result["charger_on"] = a.relays.state(0)
 

@@ -73,7 +73,7 @@ def test_acc_wakes_a_sleeping_bms(tmp_path):
             assert state["acc"] == 0  # the pulse ended: ACC released again
         pulses = [e for e in events(fw, "acc") if e["c"] == 1]  # c = ACC level
         assert len(pulses) >= 2
-        status, page = fw.request("GET", "/")
+        status, page = fw.request("GET", "/lite")
         assert "ACC: nothing to do: the BMS answers" in page
 
 
@@ -168,7 +168,7 @@ def test_cell_rise_cuts_charger_with_hysteresis(tmp_path):
         assert [e["b"] for e in switches[:3]] == [1, 0, 1]  # newest first: on, off, on
         doc = fw.status()
         assert doc["outputs"][0]["state"] == "on"
-        status, page = fw.request("GET", "/")
+        status, page = fw.request("GET", "/lite")
         assert "DO1 charger" in page and "rule on" in page
 
 
@@ -365,5 +365,6 @@ def test_periodic_tasks_and_the_status_document_allocate_nothing(tmp_path):
     assert r["crashes"] == 0 and all(r["alive"]), r  # link, outputs, acc, persist
     assert r["link_ok"] and r["frames"] >= 50 and r["polls"] >= 50, r  # a status a second (default poll_ms)
     assert r["evaluations"] >= r["frames"], r  # the rules ran on every new status
+    assert r["history_added"] >= 1, r  # the dashboard's history took samples (one per 30 s)
     assert r["acc_steps"] >= 250 and r["holding"] is False and r["charger_on"] is True, r
     assert r["doc_allocated"] is False and r["doc_bytes"] > 1500, r

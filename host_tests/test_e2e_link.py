@@ -88,14 +88,14 @@ def test_autodetect(tmp_path, sim_args, protocol, baud):
 def test_status_page_and_events(tmp_path):
     with bridge(tmp_path) as (sim, fw):
         fw.wait_link("ok")
-        status, page = fw.request("GET", "/")
+        status, page = fw.request("GET", "/lite")  # the plain page (the dashboard: test_dashboard.py)
         assert status == 200 and "http-equiv='refresh'" in page and "BMS link ok" in page
         events = fw.get_json("/api/events")["events"]
         assert any(e["kind"] == "boot" for e in events)
         assert any(e.get("text") == "BMS link lost -> ok" for e in events), [e["text"] for e in events]
         sim.control("vcc 0")
         fw.wait_link("stale")
-        status, page = fw.request("GET", "/")
+        status, page = fw.request("GET", "/lite")
         assert "BMS link STALE" in page and "class='old'" in page
 
 

@@ -187,12 +187,12 @@ def test_events_say_what_happened(tmp_path):
     assert boot["text"] == "bridge started (power-on)"
 
 
-def test_health_and_page(tmp_path):
+def test_health_and_plain_page(tmp_path):
     a, hw = make_app(tmp_path)
     h = call(a, "GET", "/api/health").json
     assert h["safe_mode"] is False and h["settings_error"] is None and h["task_crashes"] == 0
     assert h["http"]["accepted"] == 0 and h["reset_cause"] == 1
-    page = call(a, "GET", "/")
+    page = call(a, "GET", "/lite")  # the plain page (the dashboard at "/": test_dashboard.py)
     assert page.status_code == 200 and "<meta name='viewport'" in page.text and "BMS link LOST" in page.text
 
 

@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -121,6 +122,16 @@ def build(out, deploy=None):
                     failures.append((path, result.stderr.strip()))
     if failures:
         raise RunError("mpy-cross failed:\n" + "\n".join("%s: %s" % f for f in failures))
+    if not frozen:
+        # The dashboard page as a file next to dashboard.mpy, where
+        # firmware/dashboard.py finds it (frozen, it is a module in flash).
+        import webbuild
+
+        try:
+            page = webbuild.build(ROOT)
+        except webbuild.BuildError as e:
+            raise RunError("the dashboard page: %s" % e)
+        shutil.copyfile(page["paths"]["gz"], os.path.join(out, "firmware", "index.html.gz"))
     try:
         micropython = mpbuild.micropython(frozen=frozen)
     except (mpbuild.interp.BuildError, mpbuild.interp.sources.SourceError) as e:
