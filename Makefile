@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 STUBS   := typings/.installed
 PYTEST_ARGS ?=
 
-.PHONY: test fuzz run setup debs interp firmware deploy bench www screenshots help clean
+.PHONY: test fuzz run setup debs interp firmware deploy bench www help clean
 
 # Debian packages the targets need; installed with apt-get only when missing.
 # gcc-multilib: the 32-bit (-m32) MicroPython build; git: its sources from
@@ -99,10 +99,6 @@ BENCH_ARGS ?=
 bench: setup interp
 	$(BIN)/python tools/bench.py $(BENCH_ARGS)
 
-# The README's dashboard pictures (docs/screenshots/), from the firmware and the simulator.
-screenshots: setup interp
-	ANTBRIDGE_SCREENSHOTS=1 $(BIN)/pytest host_tests/test_dashboard.py -q -k screenshots
-
 # Nightly-style framer fuzz: many more hypothesis cases.
 fuzz: setup
 	ANTBRIDGE_FUZZ_EXAMPLES=300000 $(BIN)/pytest host_tests/test_framer_fuzz.py -q
@@ -119,7 +115,6 @@ help:
 	@echo "                IMAGE=build/firmware/....bin flashes the frozen image (esptool) and copies its data files;"
 	@echo "                a second deploy copies only what changed; DRY_RUN=1 prints the plan"
 	@echo "make bench      heap minima, decode cost, link rate, CPU per minute -> bench/results.json (about an hour)"
-	@echo "make screenshots the README's dashboard pictures (docs/screenshots/)"
 	@echo "make fuzz       the framer's hypothesis properties with many more cases"
 	@echo "make setup      .venv with pinned packages, ESP32 stubs, Debian packages"
 	@echo "make clean      remove .venv, typings and build/"

@@ -34,9 +34,7 @@ from sim.protection import MANUAL_OFF
 from simproc import SimProcess
 
 ROOT = run.ROOT
-# The README's pictures are rewritten only when asked (make screenshots):
-# a test run leaves the working tree as it found it.
-SHOTS = os.path.join(ROOT, "docs", "screenshots") if os.environ.get("ANTBRIDGE_SCREENSHOTS") else None
+SHOTS = os.path.join(ROOT, "docs", "screenshots")
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # Offline: no updates, no sync, no QUIC, nothing fetched from outside
@@ -623,7 +621,6 @@ def test_the_screenshots(tmp_path, browser):
     # `make run`, on a phone and on a desktop, light and dark, and a phone
     # with a protection active.
     settings = {"outputs": run.demo_outputs()}
-    shots_dir = SHOTS or str(tmp_path)
     with bridge(tmp_path, ["--profile", "idle", "--cells", "16"], link={"poll_ms": 500}, settings=settings) as (sim, fw):
         assert sim.control("soc 76")["ok"] and sim.control("current 18.4")["ok"]
         wait_until(lambda: fw.status()["energy"]["time_to_full_s"], 90, 0.5, "a time to full")
@@ -635,12 +632,12 @@ def test_the_screenshots(tmp_path, browser):
             browser.wait_text("#pack-v", " V")
             browser.wait(lambda: browser.texts("#charts .chart"), 10, "the chart")
             time.sleep(0.8)  # the ring's transition
-            assert browser.screenshot(os.path.join(shots_dir, name)) == (round(w * ratio), round(h * ratio))
+            assert browser.screenshot(os.path.join(SHOTS, name)) == (round(w * ratio), round(h * ratio))
         assert sim.control("cell 3 3700")["ok"]
         browser.open(fw.url("/"), *MOBILE, mobile=True)
         browser.wait(lambda: browser.texts("#alarm-list li"), 10, "the alarms")
         time.sleep(0.8)
-        assert browser.screenshot(os.path.join(shots_dir, "dashboard-mobile-alarm.png")) == (1082, 2402)
+        assert browser.screenshot(os.path.join(SHOTS, "dashboard-mobile-alarm.png")) == (1082, 2402)
 
 
 # -- the second deployment: the firmware as .mpy files, the page a file ----------------------------------
