@@ -97,7 +97,8 @@ host_hw = options.host_hw
 
 freeze("../lib", _modules("../lib"))
 if host_hw:
-    freeze(os.path.dirname(host_hw) or ".", os.path.basename(host_hw))
+    hw_dir, _, hw_file = host_hw.rpartition("/")
+    freeze(hw_dir or ".", hw_file)
     freeze(".", [m for m in _modules(".") if m != "hw.py"])
 else:
     freeze(".", _modules("."))

@@ -108,8 +108,9 @@ class Reply(Response):
                 it = self.body_iter()
                 async for chunk in it:
                     await stream.awrite(chunk.encode() if isinstance(chunk, str) else chunk)
-                if hasattr(it, "aclose"):
-                    await it.aclose()
+                close = getattr(it, "aclose", None)
+                if close is not None:
+                    await close()
         except OSError:
             pass  # the client went away: nothing to answer
 

@@ -485,9 +485,10 @@ def test_a_silent_bms_greys_the_figures_and_says_why(tmp_path, browser):
         assert browser.text("#pack-v") != "—"
         assert browser.texts(".bms .age")[0].startswith("not live — data")
         # It stays so (the age counts up) until the BMS answers again.
-        time.sleep(1.2)
-        later = int(re.search(r"data (\d+) s old", browser.text("#stale-title")).group(1))
-        assert later > age
+        def older():
+            return int(re.search(r"data (\d+) s old", browser.text("#stale-title")).group(1)) > age
+
+        browser.wait(older, 5, "the data's age counting up")
         assert sim.control("fault clear")["ok"]
         browser.wait_live(20)
 
@@ -569,10 +570,10 @@ def test_an_output_override_from_the_page(tmp_path, browser):
 
 
 def test_a_parameter_edited_on_the_page_is_written_to_the_bms_and_read_back(tmp_path, browser):
-    # Needs GET/POST /api/params (the params branch); until it is merged the
-    # section says "Not available" and this test fails at the first wait.
+    # Parameter writes are opted in (control.allow_commands), as a user must.
     key = "cell_ov_protection_mv"
-    with bridge(tmp_path, ["--profile", "idle"], link={"poll_ms": 500}) as (sim, fw):
+    opt_in = {"control": {"allow_commands": ["write-param"]}}
+    with bridge(tmp_path, ["--profile", "idle"], link={"poll_ms": 500}, settings=opt_in) as (sim, fw):
         browser.open(fw.url("/"))
         browser.wait_live()
         browser.js("localStorage.setItem('antbridge.token', arguments[0])", TOKEN)
@@ -580,8 +581,7 @@ def test_a_parameter_edited_on_the_page_is_written_to_the_bms_and_read_back(tmp_
         row = '#params .param[data-key="%s"]' % key
         browser.wait(lambda: browser.text(row) or "Not available" in browser.text("#params-status"), 30,
                      "the parameter %s on the page" % key)
-        assert browser.text(row), "GET /api/params: %s (it comes with the params branch)" % fw.request(
-            "GET", "/api/params")[0]
+        assert browser.text(row), "GET /api/params: %s" % fw.request("GET", "/api/params")[0]
         before = sim.state()["limits"]["cell_ov_mv"]
         browser.wait_text(row + " [data-role=value]", "%d mV" % before)
         # Out of range: refused on the page, nothing written.

@@ -209,7 +209,7 @@ def test_outputs_and_acc_are_told_in_plain_words(tmp_path):
     # relay is energised: the state and the relay are named separately.
     assert alarm["state"] == "off" and alarm["inverted"] is True and alarm["relay"] == "energised", alarm
     assert alarm["held_by"] == "rule" and alarm["reason"] == "rule off"
-    page = call(a, "GET", "/").text
+    page = call(a, "GET", "/lite").text
     assert "relay energised (normally energised output)" in page
     assert "(fail-safe)" not in page  # the reason is not repeated as its holder
     assert doc["acc"]["text"] and doc["acc"]["state"] in ("starting", "idle")

@@ -276,7 +276,11 @@ sys.path[:] = _keep
 _r['mpy'] = getattr(sys.implementation, '_mpy', 0) & 0xff
 _r['version'] = '.'.join(str(v) for v in sys.implementation.version[:3])
 _r['machine'] = getattr(sys.implementation, '_machine', sys.platform)
-print(%(tag)r + json.dumps(_r))
+# streamed: with every file's hash the document is over 10 KB, too big to
+# make whole in a board's fragmented heap
+sys.stdout.write(%(tag)r)
+json.dump(_r, sys.stdout)
+sys.stdout.write('\\n')
 """
 
 _PREPARE = """\
