@@ -655,9 +655,7 @@ def test_the_mpy_deployment_serves_the_page_from_its_file(tmp_path):
     with SimProcess("--profile", "idle") as sim:
         port = run.free_port()
         log = open(str(tmp_path / "fw.log"), "w+")
-        # (320K: on the hub branch the firmware as .mpy files no longer starts
-        # in run.MPY_HEAP, 224K, with or without the dashboard; it needs 288K.)
-        proc = run.start_firmware(runtime, str(data), sim.ready, port, "320K", stdout=log, stderr=log)
+        proc = run.start_firmware(runtime, str(data), sim.ready, port, run.MPY_HEAP, stdout=log, stderr=log)
         try:
             try:
                 run.wait_http(port, proc, 30)

@@ -39,7 +39,7 @@ DEPLOYS = ("frozen", "mpy")
 # interpreter" has the measured minimum.
 DEFAULT_HEAP = "96K"
 # The same firmware as .mpy files holds its bytecode and strings in the heap.
-MPY_HEAP = "224K"
+MPY_HEAP = "320K"
 # The microdot modules the firmware imports (firmware/manifest.py freezes the same).
 MICRODOT_MODULES = ("__init__", "microdot")
 
