@@ -279,10 +279,12 @@ class WifiTask:
         self.m.client_seen(now)
 
     def is_own_host(self, host):
-        """A Host header that names the bridge (its addresses, its name)."""
+        """A Host header that names the bridge (its addresses, its name;
+        "localhost": a browser on the PC that runs the host runtime)."""
         name = host.split(":")[0].lower()
         h = self.hostname.lower()
-        return name == self.ap_ip or name == self.ip or name == h or (name.endswith(".local") and name[:-6] == h)
+        return (name == self.ap_ip or name == self.ip or name == h or name == "localhost"
+                or (name.endswith(".local") and name[:-6] == h))
 
     def setup_url(self):
         port = self.http_port

@@ -228,6 +228,8 @@ def test_first_boot_set_up_from_a_phone(tmp_path, ntp):
         # So is a page of any other site a phone or its user asks for; the bridge's own pages stay.
         status, headers, _ = raw(fw, "GET", "/", headers={"Host": "example.org"})
         assert status == 302 and headers["Location"] == setup_url
+        status, _, _ = raw(fw, "GET", "/api/status", headers={"Host": "localhost:%d" % fw.port})
+        assert status == 200  # a browser on the PC that runs it
         status, headers, _ = raw(fw, "GET", "/lite")
         assert status == 200 and headers["Content-Type"].startswith("text/html")  # the plain status page
         status, headers, _ = raw(fw, "GET", "/", headers={"Accept-Encoding": "gzip"})

@@ -375,6 +375,8 @@ def main(argv=None):
         print("  dashboard:   %s/" % base)
         print("  status:      %s/api/status" % base)
         print("  events:      %s/api/events     health: %s/api/health" % (base, base))
+        print("  Wi-Fi:       %s/setup   (set-up mode until a network is saved: join the simulated"
+              " \"antbridge-sim\", password antbridge-sim)" % base)
         print("  command:     curl -X POST -H \"Authorization: Bearer $TOKEN\" -d '{\"command\": \"charge-off\"}' %s/api/command" % base)
         print("               " + control_note(args.data))
         print("  outputs:     %s/api/outputs    energy: %s/api/energy" % (base, base))
