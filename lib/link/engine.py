@@ -1023,16 +1023,21 @@ class LinkEngine:
         command.reason = reason
         command.note = note
         command.finished_ms = now_ms
+        self._count_result(command.code, state, command.who, now_ms)
+        if command.done_cb is not None:
+            command.done_cb(command)
+        self.model.touch()
+
+    def _count_result(self, code, state, who, now_ms):
+        """A finished command or parameter write: the statistics, an error
+        when it failed, and its event."""
         if state == cmd.DONE:
             self.stats.commands_ok = wrap_add(self.stats.commands_ok, 1)
         else:
             self.stats.commands_failed = wrap_add(self.stats.commands_failed, 1)
             self._error(ERR_COMMAND, now_ms)
         if self.log is not None:
-            self.log.add(EV_COMMAND, command.code, state, command.who, now_ms)
-        if command.done_cb is not None:
-            command.done_cb(command)
-        self.model.touch()
+            self.log.add(EV_COMMAND, code, state, who, now_ms)
 
     # -- parameter jobs (link/paramjob.py) ---------------------------------------
     # The BMS's settings, read or written between status polls: a due poll
@@ -1134,13 +1139,7 @@ class LinkEngine:
         job.finished_ms = now_ms
         job.awaiting = False
         if job.code != 255:  # a write: counted and logged like a command
-            if state == cmd.DONE:
-                self.stats.commands_ok = wrap_add(self.stats.commands_ok, 1)
-            else:
-                self.stats.commands_failed = wrap_add(self.stats.commands_failed, 1)
-                self._error(ERR_COMMAND, now_ms)
-            if self.log is not None:
-                self.log.add(EV_COMMAND, job.code, state, job.who, now_ms)
+            self._count_result(job.code, state, job.who, now_ms)
         if job.done_cb is not None:
             job.done_cb(job)
         self.model.touch()
