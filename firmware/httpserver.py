@@ -14,10 +14,13 @@
 #             A connection past its deadline is closed and its handler
 #             cancelled by the reaper (one loop, not a timer per read)
 #   headers   at most MAX_HEADER_LINES lines: more is answered 431
-#   memory    each connection slot owns a response writer made at start
-#             (conn.out): a request's largest pieces of working memory are
-#             never allocated per request (no fragmentation of a long-running
-#             heap) and never shared between requests
+#   memory    every response writer is made at start, one per request slot
+#             and one per stream slot (a stream keeps the writer of the
+#             request that opened it): a request's largest pieces of working
+#             memory are never allocated later, when the heap is in pieces
+#             (a writer made on demand once failed there and took the server
+#             down), and never shared between requests. Should the pool ever
+#             be empty, the connection is answered 503 instead
 #   always    every accepted connection is answered or closed; a crash of
 #             the server closes the listening socket and every connection,
 #             so the restarted server can bind again at once
@@ -159,9 +162,8 @@ class HttpServer:
         self.beat = None  # callable(): the supervisor's heartbeat
         self.sock = None
         self.conns = []
-        # One writer per request slot, made now; a stream's writer is made
-        # when the first stream opens and kept for the next one.
-        self.writers = [JsonOut(OUT_BUF) for _ in range(MAX_CONNECTIONS)]
+        # One writer per request slot and per stream slot, made now.
+        self.writers = [JsonOut(OUT_BUF) for _ in range(MAX_CONNECTIONS + MAX_STREAMS)]
         self.active = 0  # requests being handled (the cap)
         self.streams = 0  # open event streams
         self.slot = Wakeup()  # fired when a connection ends
@@ -190,14 +192,17 @@ class HttpServer:
                     s2, addr = sock.accept()
                 except OSError:
                     continue
-                self._start(s2, addr)
+                if self.writers:
+                    self._start(s2, addr)
+                else:
+                    self._refuse(s2)
         finally:
             reaper.cancel()
             self.close()
 
     def _start(self, s2, addr):
         s2.setblocking(False)
-        conn = Conn(self, s2, addr, self.writers.pop() if self.writers else JsonOut(OUT_BUF))
+        conn = Conn(self, s2, addr, self.writers.pop())
         self._accepted_ms = self.clock.ticks_ms()
         self.accepted += 1
         self.active += 1
@@ -248,6 +253,11 @@ class HttpServer:
             s2, _addr = self.sock.accept()  # pyright: ignore
         except OSError:
             return False  # nobody waiting
+        self._refuse(s2)
+        return True
+
+    def _refuse(self, s2):
+        # 503 at once, without reading the request.
         self.busy += 1
         try:
             s2.setblocking(True)
@@ -259,7 +269,6 @@ class HttpServer:
             s2.close()
         except OSError:
             pass
-        return True
 
     def close(self):
         """Release everything (a crash or a stop): every connection, then

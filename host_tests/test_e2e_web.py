@@ -160,6 +160,56 @@ def test_live_stream_pushes_each_change(tmp_path):
         no_crash(fw)
 
 
+def open_stream(fw):
+    s = socket.create_connection(("127.0.0.1", fw.port), timeout=10)
+    s.sendall(b"GET /api/stream HTTP/1.1\r\nAccept: text/event-stream\r\n\r\n")
+    return s
+
+
+def test_two_streams_and_every_request_slot_busy_at_once(tmp_path):
+    # Two dashboards (their live streams) while clients keep both request
+    # slots busy: every writer the server needs was made at start, so the
+    # busiest moment allocates none (one made on demand once failed in a
+    # fragmented heap and took the server down). A third stream is refused.
+    with fwproc.bridge(tmp_path, (), link=LINK) as (sim, fw):
+        fw.wait_link("ok")
+        streams = [open_stream(fw), open_stream(fw)]
+        wait_until(lambda: fw.get_json("/api/health")["http"]["streams"] == 2, 10, 0.2, "two streams")
+        third = open_stream(fw)
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            d = third.recv(4096)
+            if not d:
+                break
+            reply += d
+        third.close()
+        assert reply.startswith(b"HTTP/1.0 503"), reply[:80]
+        results = []
+        stop_at = time.monotonic() + 15
+
+        def client():
+            while time.monotonic() < stop_at:
+                results.append(get(fw, ("/api/status", "/", "/metrics", "/api/history")[len(results) % 4]))
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results and set(results) <= {200, 503}, sorted(set(map(str, results)))
+        assert results.count(200) >= 0.9 * len(results), (results.count(200), len(results))
+        for s in streams:  # both streams still deliver the status
+            s.settimeout(10)
+            got = b""
+            while got.count(b"event: status") < 2:
+                d = s.recv(65536)
+                assert d, "the stream ended"
+                got += d
+            s.close()
+        health = no_crash(fw)
+        assert health["http"]["failed"] == 0, health
+
+
 def test_factory_reset_through_the_api_with_opt_in_and_confirm(tmp_path):
     with fwproc.bridge(tmp_path, (), link=LINK, settings={"control": {"allow_commands": ["factory-reset"]}}) as (sim, fw):
         fw.wait_link("ok")

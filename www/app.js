@@ -626,10 +626,14 @@ const CHARTS = [
   ['Lowest and highest cell', 'V', [4, 5], 3],
 ];
 
+let historyRetry = null;
 async function loadHistory() {
   const r = await get('/api/history');
+  clearTimeout(historyRetry);
   if (r.status !== 200) {
     $('chart-note').textContent = r.status === 404 ? 'This bridge keeps no history.' : 'History not available right now.';
+    // A busy bridge (503) or a lost answer: ask again soon, not in 30 s.
+    if (r.status !== 404) historyRetry = setTimeout(loadHistory, 3000);
     return;
   }
   hist = r.doc;
