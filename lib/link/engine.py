@@ -80,7 +80,11 @@ OUTCOME_CORRUPT = const(2)  # bytes came, but no valid reply
 OUTCOME_NONE = const(3)  # not a byte
 _LOSSY_MIN = const(2)  # polls lost in the window before the line counts as intermittent
 _LOSSY_PCT = const(10)  # ... and at least this share of them
-_STOPPED_PER_MILLE = const(10)  # a run of losses less likely than 1 % at the window's loss rate: stopped
+# A run of losses less likely than 0.1 % at the window's loss rate: stopped.
+# (1 % called a half-lossy line "stopped" every few hundred polls: 7 losses
+# in a row at 50 % come about every 256, and each such call sent an ACC wake
+# and the "went silent" hint for a BMS that was answering every other poll.)
+_STOPPED_PER_MILLE = const(1)
 # Reply time: the adaptive timeout is the recent peak + 1/4 + this margin,
 # between the default and what the poll interval allows (9/10 of it, at most
 # _TIMEOUT_MAX_MS). Real units answer a status within ~250 ms at 19200 baud
